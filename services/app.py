@@ -1,0 +1,85 @@
+"""The consumer process: one root task group holding a runner per tag and the cancel listener."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+import anyio
+from anyio.abc import TaskStatus
+from nats.aio.msg import Msg
+
+from services import __version__
+from services.bus import connect
+from services.handlers import HANDLERS
+from services.hf.client import HfClient
+from services.jetstream import ensure_stream
+from services.runtime import InFlight, TagRunner
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class App:
+    """Every consumer of one process; `run` until `stop()` or SIGTERM/SIGINT, then shut down gracefully."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tags = settings.tags or tuple(HANDLERS)
+        self.inflight = InFlight()
+        self.runners: dict[str, TagRunner] = {}
+        self._stop = anyio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(
+        self, *, handle_signals: bool = False, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until stopped; `task_status.started()` fires once every subscription is live."""
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            nc = await connect(settings, name=f"hfbus {','.join(self.tags)}")
+            stack.push_async_callback(nc.drain)
+            upstream = await stack.enter_async_context(HfClient(settings))
+            if settings.mode == "durable":
+                await ensure_stream(nc, settings)
+
+            async def on_cancel(msg: Msg) -> None:
+                request_id = msg.subject.rsplit(".", 1)[-1]
+                if self.inflight.cancel(request_id):
+                    logger.info("cancelled request %s", request_id)
+
+            cancel_subscription = await nc.subscribe(settings.subjects.cancel_all, cb=on_cancel)
+            stack.push_async_callback(cancel_subscription.unsubscribe)
+
+            async with anyio.create_task_group() as outer:
+                if handle_signals:
+                    outer.start_soon(self._stop_on_signal)
+                async with anyio.create_task_group() as tg:
+                    for tag in self.tags:
+                        runner = TagRunner(nc, settings, tag, HANDLERS[tag], upstream, self.inflight)
+                        self.runners[tag] = runner
+                        await tg.start(runner.serve)
+                    await nc.flush()
+                    logger.info(
+                        "hfbus %s serving %s in %s mode on %s (router %s)",
+                        __version__,
+                        ",".join(self.tags),
+                        settings.mode,
+                        settings.nats_url,
+                        settings.router_url,
+                    )
+                    task_status.started()
+                    await self._stop.wait()
+                    logger.info("stopping: no new requests; in-flight ones have %gs", settings.shutdown_grace_s)
+                    for runner in self.runners.values():
+                        runner.stop()
+                outer.cancel_scope.cancel()  # the signal watcher is all that is left
+        logger.info("stopped")
+
+    async def _stop_on_signal(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                self.stop()

@@ -1,0 +1,118 @@
+"""The fake HuggingFace router: one aiohttp app that records every request and misbehaves on demand."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import chat
+from .faults import Fault
+
+logger = logging.getLogger(__name__)
+
+# Vision requests carry images as data URLs; aiohttp's 1 MiB default would turn them into 413s.
+_MAX_BODY = 64 * 1024 * 1024
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Headers(dict[str, str]):
+    """Header names lowercased, and looked up case-insensitively, so tests need not guess the client's spelling."""
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        return super().get(key.lower(), default)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake router received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Header names are lowercased; lookups ignore case."""
+    body: bytes
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return orjson.loads(self.body)
+
+
+class FakeRouter:
+    """A local stand-in for router.huggingface.co with knobs for pacing, faults and counters tests assert on."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        pace_s: float = 0.0,
+        first_token_s: float = 0.0,
+        default_tokens: int = 16,
+        provider: str = "fake-provider",
+    ) -> None:
+        self.token = token
+        self.pace_s = pace_s
+        self.first_token_s = first_token_s
+        self.default_tokens = default_tokens
+        self.provider = provider
+        self.requests: list[RecordedRequest] = []
+        self.faults: deque[Fault] = deque()
+        self.disconnects = 0
+        self.completed_streams = 0
+        self.in_flight = 0
+        self.shutting_down = False
+        self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Forget recorded requests, queued faults and counters; `in_flight` keeps tracking live streams."""
+        self.requests.clear()
+        self.faults.clear()
+        self.disconnects = 0
+        self.completed_streams = 0
+
+    def _build_app(self) -> web.Application:
+        @web.middleware
+        async def record(request: web.Request, handler: _Handler) -> web.StreamResponse:
+            body = await request.read()
+            headers = _Headers((name.lower(), value) for name, value in request.headers.items())
+            self.requests.append(
+                RecordedRequest(request.method, request.path, dict(request.query), headers, body),
+            )
+            return await handler(request)
+
+        async def stop(_: web.Application) -> None:
+            # Runs before aiohttp waits for open handlers, so stalled answers end instead of holding up cleanup.
+            self.shutting_down = True
+
+        app = web.Application(middlewares=[record], client_max_size=_MAX_BODY)
+        app.on_shutdown.append(stop)
+        chat.add_routes(app, self)
+        return app
+
+
+async def serve(router: FakeRouter, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
+    """Start `router` on a TCP site (port 0 picks a free one); the caller awaits `runner.cleanup()`."""
+    runner = web.AppRunner(router.app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = int(runner.addresses[0][1])
+    except BaseException:
+        await runner.cleanup()
+        raise
+    logger.info("fake router listening on http://%s:%d", host, bound)
+    return runner, bound

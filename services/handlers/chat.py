@@ -1,0 +1,91 @@
+"""`chat` and `pic2text`: stream the router's deltas as chunks, then one result with the whole answer."""
+
+from __future__ import annotations
+
+from schemas import ChatRequest, ChatResult, TokenUsage
+from schemas.common import JsonObject
+from services.handlers._context import ChatDelta, Context
+
+Request = ChatRequest
+
+
+async def handle(request: ChatRequest, ctx: Context) -> None:
+    """Answer one chat request; `stream: false` sends only the result."""
+    model = request.model or ctx.default_model()
+    if not request.stream:
+        answer = await ctx.upstream.complete_chat(request, model)
+        await ctx.result(
+            ChatResult,
+            text=answer.text,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            reasoning=answer.reasoning,
+            tool_calls=answer.tool_calls,
+            model=model,
+            provider=answer.provider,
+        )
+        return
+
+    transcript = _Transcript()
+
+    async def on_delta(delta: ChatDelta) -> None:
+        if delta.has_output:
+            await ctx.chunk(delta.content, delta.reasoning or None, delta.tool_calls)
+        transcript.add(delta)
+
+    info = await ctx.upstream.stream_chat(request, model, on_delta)
+    await ctx.result(
+        ChatResult,
+        text="".join(transcript.text),
+        finish_reason=transcript.finish_reason,
+        usage=transcript.usage or TokenUsage(),
+        reasoning="".join(transcript.reasoning) or None,
+        tool_calls=transcript.tool_calls(),
+        model=model,
+        provider=info.provider,
+    )
+
+
+class _Transcript:
+    """The answer assembled from the deltas, for the final result."""
+
+    __slots__ = ("_calls", "finish_reason", "reasoning", "text", "usage")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: TokenUsage | None = None
+        self._calls: dict[int, JsonObject] = {}
+
+    def add(self, delta: ChatDelta) -> None:
+        if delta.content:
+            self.text.append(delta.content)
+        if delta.reasoning:
+            self.reasoning.append(delta.reasoning)
+        if delta.tool_calls:
+            for fragment in delta.tool_calls:
+                self._merge_call(fragment)
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        if delta.usage:
+            self.usage = delta.usage
+
+    def _merge_call(self, fragment: JsonObject) -> None:
+        # OpenAI streams a call as index-keyed fragments: the first names it, the rest append arguments.
+        index = fragment.get("index", 0)
+        call = self._calls.setdefault(
+            index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+        )
+        if fragment.get("id"):
+            call["id"] = fragment["id"]
+        if fragment.get("type"):
+            call["type"] = fragment["type"]
+        function = fragment.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        if function.get("arguments"):
+            call["function"]["arguments"] += function["arguments"]
+
+    def tool_calls(self) -> list[JsonObject] | None:
+        return [self._calls[i] for i in sorted(self._calls)] or None

@@ -1,0 +1,1 @@
+"""The HuggingFace side: one aiohttp session, SSE parsing, upstream errors, provider adapters."""

@@ -1,0 +1,165 @@
+"""The router's chat wire format, pure: request body out, stream events and completions in.
+
+Upstream payloads are not our contract, so they decode into view structs that declare only what we read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from schemas import ChatMessage, ChatRequest, TokenUsage
+from schemas.common import JsonObject
+from services.handlers._context import ChatAnswer, ChatDelta
+from services.hf.errors import error_for_event
+from services.hf.sse import DONE
+
+
+class _Body(msgspec.Struct, omit_defaults=True, kw_only=True):
+    # `model` comes first so the router can route without buffering large image payloads (both HF clients do this).
+    model: str
+    messages: list[ChatMessage]
+    stream: bool  # no default: always sent, as huggingface_hub does
+    stream_options: dict[str, bool] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tools: list[JsonObject] | None = None
+    tool_choice: str | JsonObject | None = None
+    response_format: JsonObject | None = None
+
+
+_INCLUDE_USAGE = {"include_usage": True}
+_encoder = msgspec.json.Encoder()
+
+
+def chat_body(request: ChatRequest, model: str, *, stream: bool) -> bytes:
+    """The `POST /v1/chat/completions` body; the model string goes verbatim, policy suffix included."""
+    return _encoder.encode(
+        _Body(
+            model=model,
+            messages=request.messages,
+            stream=stream,
+            # Without it the router never reports usage for a stream, and usage is what gets billed.
+            stream_options=_INCLUDE_USAGE if stream else None,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stop,
+            seed=request.seed,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
+            response_format=request.response_format,
+        )
+    )
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[JsonObject] | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _StreamEvent(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: Any = None
+    error_type: str | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[JsonObject] | None = None
+
+
+class _CompletionChoice(msgspec.Struct):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Completion(msgspec.Struct):
+    choices: list[_CompletionChoice]
+    usage: _Usage | None = None
+
+
+_event_decoder = msgspec.json.Decoder(_StreamEvent)
+_completion_decoder = msgspec.json.Decoder(_Completion)
+
+
+def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool]:
+    """Fold the events of one socket read into one delta; True once `[DONE]` was seen.
+
+    Raises the matching `ServiceError` leaf for an `{"error": …}` event and `msgspec.DecodeError`
+    for an event that is not JSON.
+    """
+    content: list[str] = []
+    reasoning: list[str] = []
+    delta = ChatDelta()
+    done = False
+    for payload in payloads:
+        if payload == DONE:
+            done = True
+            break
+        event = _event_decoder.decode(payload)
+        if event.error is not None:
+            raise error_for_event(event.error, event.error_type)
+        if event.usage is not None:
+            delta.usage = TokenUsage(
+                prompt_tokens=event.usage.prompt_tokens,
+                completion_tokens=event.usage.completion_tokens,
+                total_tokens=event.usage.total_tokens,
+            )
+        if not event.choices:  # the usage event has `choices: []`
+            continue
+        choice = event.choices[0]
+        if choice.finish_reason:
+            delta.finish_reason = choice.finish_reason
+        if (piece := choice.delta) is None:
+            continue
+        if piece.content:
+            content.append(piece.content)
+        if thinking := piece.reasoning_content or piece.reasoning:
+            reasoning.append(thinking)
+        if piece.tool_calls:
+            delta.tool_calls = (delta.tool_calls or []) + piece.tool_calls
+    delta.content = content[0] if len(content) == 1 else "".join(content)
+    delta.reasoning = "".join(reasoning)
+    return delta, done
+
+
+def parse_completion(body: bytes, provider: str | None) -> ChatAnswer:
+    """A non-streamed `chat.completion` reply; raises `msgspec.DecodeError` when it is not one."""
+    completion = _completion_decoder.decode(body)
+    if not completion.choices:
+        raise msgspec.ValidationError("completion has no choices")
+    choice = completion.choices[0]
+    usage = completion.usage or _Usage()
+    return ChatAnswer(
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason,
+        usage=TokenUsage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        ),
+        provider=provider,
+        reasoning=choice.message.reasoning_content or choice.message.reasoning,
+        tool_calls=choice.message.tool_calls,
+    )

@@ -1,0 +1,157 @@
+"""The only module that opens aiohttp sessions: one per process, shared by every handler."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self, TypeVar
+
+import aiohttp
+import anyio
+import msgspec
+
+from schemas import ChatRequest
+from services.errors import ServiceError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
+from services.hf.chat import chat_body, fold_events, parse_completion
+from services.hf.errors import error_for_status
+from services.hf.sse import SseDecoder
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Attempts:
+    """Whether a subscriber has already seen output: after that, a retry would show text twice."""
+
+    delivered: bool = False
+
+
+class HfClient:
+    """Calls the router; retries what may change, and only before any output went out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._chat_url = f"{settings.router_url}/v1/chat/completions"
+        self._headers = {"Content-Type": "application/json"}
+        if settings.hf_token is not None:
+            self._headers["Authorization"] = f"Bearer {settings.hf_token.reveal()}"
+        self._session: aiohttp.ClientSession | None = None
+        self.retries = 0
+        """Upstream calls repeated after a transient failure, since start."""
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300),
+            # No total timeout: a long healthy stream must live. Connect is bounded here, silence by the watchdog.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s),
+        )
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("HfClient used outside `async with`")
+        return self._session
+
+    async def stream_chat(self, request: ChatRequest, model: str, on_delta: OnDelta) -> StreamInfo:
+        """Stream one completion; a stall before the first token or between reads ends it with `timeout`."""
+        body = chat_body(request, model, stream=True)
+        attempts = _Attempts()
+        return await self._retrying(lambda: self._stream_once(body, on_delta, attempts), attempts)
+
+    async def complete_chat(self, request: ChatRequest, model: str) -> ChatAnswer:
+        """One non-streamed completion, bounded by the request timeout."""
+        body = chat_body(request, model, stream=False)
+        return await self._retrying(lambda: self._complete_once(body), _Attempts())
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: _Attempts) -> T:
+        settings = self._settings
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except ServiceError as err:
+                delay = self._backoff(attempt, err.retry_after)
+                if not err.retryable or attempts.delivered or attempt >= settings.max_retries or delay is None:
+                    raise
+                attempt += 1
+                self.retries += 1
+                logger.info("retrying upstream call in %.2fs after: %s", delay, err.message)
+                await anyio.sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        """Capped exponential backoff with jitter; the upstream's own estimate wins, unless it is too long."""
+        settings = self._settings
+        if retry_after is not None:
+            return retry_after if retry_after <= settings.retry_max_s else None
+        ceiling = min(settings.retry_max_s, settings.retry_base_s * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _stream_once(self, body: bytes, on_delta: OnDelta, attempts: _Attempts) -> StreamInfo:
+        idle = self._settings.idle_timeout_s
+        now = anyio.current_time
+        refresh_at = 0.0
+        finished = False
+        with anyio.CancelScope(deadline=now() + self._settings.first_token_timeout_s) as watchdog:
+            try:
+                async with self.session.post(self._chat_url, data=body, headers=self._headers) as response:
+                    if response.status != 200:
+                        raise error_for_status(response.status, await response.read(), response.headers)
+                    info = StreamInfo(provider=response.headers.get("x-inference-provider"))
+                    sse = SseDecoder()
+                    async for data in response.content.iter_any():
+                        payloads = sse.feed(data)
+                        if not payloads:
+                            continue
+                        delta, done = fold_events(payloads)
+                        if attempts.delivered or delta.has_output:
+                            attempts.delivered = True
+                            # Moving a deadline re-arms a timer; doing it at most ten times per idle period keeps
+                            # the per-token cost flat while a stall is still caught within 0.9-1.0 x idle.
+                            if (t := now()) >= refresh_at:
+                                watchdog.deadline = t + idle
+                                refresh_at = t + idle / 10
+                        finished = finished or delta.finish_reason is not None
+                        await on_delta(delta)
+                        if done:
+                            return info
+                    tail, _ = fold_events(sse.close())
+                    if tail.finish_reason is None and not finished:
+                        raise UpstreamUnavailable("the router closed the stream before the answer was complete")
+                    await on_delta(tail)
+                    return info
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
+            except msgspec.DecodeError:
+                raise UpstreamError("the router sent a stream event that is not valid JSON") from None
+        phase = "between tokens" if attempts.delivered else "before the first token"
+        limit = idle if attempts.delivered else self._settings.first_token_timeout_s
+        raise UpstreamTimeout(f"the upstream stream stalled {phase} (no data for {limit:g}s)")
+
+    async def _complete_once(self, body: bytes) -> ChatAnswer:
+        limit = self._settings.request_timeout_s
+        with anyio.move_on_after(limit):
+            try:
+                async with self.session.post(self._chat_url, data=body, headers=self._headers) as response:
+                    payload = await response.read()
+                    if response.status != 200:
+                        raise error_for_status(response.status, payload, response.headers)
+                    return parse_completion(payload, response.headers.get("x-inference-provider"))
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
+            except msgspec.DecodeError:
+                raise UpstreamError("the router's completion is not a chat.completion object") from None
+        raise UpstreamTimeout(f"the router did not answer within {limit:g}s")

@@ -1,0 +1,141 @@
+"""Durable mode's JetStream side: the work-queue stream, one durable pull consumer per tag, a pull feed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable
+
+import anyio
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api
+from nats.js.errors import BadRequestError
+
+from schemas import Subjects, Tag
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_STREAM_IN_USE = 10058  # "stream name already in use with a different configuration"
+
+
+async def ensure_stream(nc: NATS, settings: Settings) -> None:
+    """Create the work-queue stream, or bring an existing one to this configuration (idempotent)."""
+    subjects = settings.subjects
+    config = api.StreamConfig(
+        name=subjects.stream,
+        # Every tag, not only the ones this process serves: a request must be kept even before its consumer runs.
+        subjects=[subjects.request(tag) for tag in Tag],
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        storage=api.StorageType.FILE,
+        duplicate_window=settings.dedupe_window_s,
+        max_msg_size=settings.max_request_bytes,
+        num_replicas=settings.replicas,
+    )
+    js = nc.jsm()
+    try:
+        await js.add_stream(config)
+    except BadRequestError as err:
+        if err.err_code != _STREAM_IN_USE:
+            raise
+        await js.update_stream(config)
+
+
+async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
+    """Create (or update) the tag's durable pull consumer shared by every instance."""
+    subjects = settings.subjects
+    await nc.jsm().add_consumer(
+        subjects.stream,
+        api.ConsumerConfig(
+            durable_name=Subjects.durable(tag),
+            filter_subject=subjects.request(tag),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=settings.ack_wait_s,
+            max_deliver=settings.max_deliver,
+            max_waiting=512,
+            num_replicas=settings.replicas,
+        ),
+    )
+
+
+class PullFeed:
+    """Keeps as many pull requests outstanding as there are free slots, and yields messages as they land.
+
+    nats-py's `fetch(batch=n)` waits for all n messages (or its timeout) before returning any, which would
+    hold a ready request back; this feed hands each message over the moment it arrives.
+    """
+
+    def __init__(
+        self,
+        nc: NATS,
+        stream: str,
+        durable: str,
+        free_slots: Callable[[], int],
+        *,
+        capacity: int,
+        expires_s: float = 5.0,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        self._nc = nc
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._free_slots = free_slots
+        self._capacity = capacity
+        self._expires_ns = int(expires_s * 1e9)
+        self._heartbeat_ns = int(heartbeat_s * 1e9)
+        self._silence_s = 2 * heartbeat_s + 0.5
+        self._expires_s = expires_s
+        self._inbox = nc.new_inbox()
+        self._outstanding = 0
+
+    async def messages(self) -> AsyncGenerator[Msg, None]:
+        """Yield request messages; the caller holds a free slot each time it asks for the next one."""
+        subscription = await self._nc.subscribe(self._inbox)
+        try:
+            while True:
+                # The caller already holds one slot, hence the +1.
+                wanted = self._free_slots() + 1 - self._outstanding
+                if wanted > 0 and (self._outstanding == 0 or wanted >= self._capacity // 2):
+                    await self._pull(wanted)
+                try:
+                    msg = await subscription.next_msg(timeout=self._silence_s)
+                except NatsTimeoutError:
+                    # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
+                    self._outstanding = 0
+                    continue
+                if self._is_request(msg):
+                    self._outstanding -= 1
+                    yield msg
+        finally:
+            await self._hand_back_late_arrivals(subscription)
+
+    async def _pull(self, batch: int) -> None:
+        request = {"batch": batch, "expires": self._expires_ns, "idle_heartbeat": self._heartbeat_ns}
+        await self._nc.publish(self._next_subject, orjson.dumps(request), reply=self._inbox)
+        self._outstanding += batch
+
+    def _is_request(self, msg: Msg) -> bool:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            return True
+        if status != "100":  # 408 expired / 409 conflicts: the unfilled part of a pull is gone
+            pending = int(msg.headers.get("Nats-Pending-Messages", "0")) if msg.headers else 0
+            self._outstanding = max(0, self._outstanding - pending)
+        return False
+
+    async def _hand_back_late_arrivals(self, subscription: Subscription) -> None:
+        # Pulls cannot be withdrawn: until they expire the server may still send requests here. Nak them so
+        # another instance runs them now instead of after ack_wait.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._expires_s + 0.5):
+            while self._outstanding > 0 and not self._nc.is_closed:
+                try:
+                    msg = await subscription.next_msg(timeout=self._silence_s)
+                except NatsTimeoutError:
+                    break
+                if self._is_request(msg):
+                    self._outstanding -= 1
+                    await msg.nak()
+        with anyio.CancelScope(shield=True):
+            await subscription.unsubscribe()

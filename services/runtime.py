@@ -1,0 +1,316 @@
+"""The uniform wrapper around every handler: decode -> handle -> exactly one final output -> settle.
+
+Settling (durable mode) is a small table:
+
+    final output published (result or error) ........ ack
+    request could not be decoded ...................... invalid_request, then term (a retry cannot help)
+    crash before any final output, deliveries left .... nak: another instance tries again (attempt + 1)
+    crash on the last allowed delivery ................ internal error, then term
+    shutdown deadline passed while running ............ nak (core mode: a `cancelled` error)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import msgspec
+from anyio.abc import TaskStatus
+from nats.aio.client import Client as NATS
+
+from schemas import Chunk, Error, Tag
+from schemas.codec import Codec, codec_for
+from schemas.common import JsonObject
+from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from services.bus import Delivery, Intake
+from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
+from services.handlers import HandlerSpec
+from services.handlers._context import R
+from services.hf.client import HfClient
+from services.settings import DEFAULT_MODELS, Settings
+
+logger = logging.getLogger(__name__)
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough of a rejected request to address the error to its sender."""
+
+    id: Any = None
+    reply_to: Any = None
+
+
+_json_envelope = msgspec.json.Decoder(_Envelope)
+_msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
+
+
+@dataclass(slots=True)
+class _Running:
+    scope: anyio.CancelScope
+    delivery: Delivery
+    reason: ServiceError | None = None
+    """Why the scope was cancelled from outside: set before cancelling."""
+
+
+@dataclass(slots=True)
+class InFlight:
+    """Requests running in this process, by id, so `ai.cancel.<id>` can reach them."""
+
+    running: dict[str, _Running] = field(default_factory=dict)
+    _cancelled: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    def cancel(self, request_id: str) -> bool:
+        """Cancel a running request, or remember the id for a while in case it has not started yet."""
+        entry = self.running.get(request_id)
+        self._cancelled[request_id] = time.monotonic()
+        while len(self._cancelled) > 10_000:
+            self._cancelled.popitem(last=False)
+        if entry is None:
+            return False
+        entry.reason = Cancelled("cancelled by request")
+        entry.scope.cancel()
+        return True
+
+    def was_cancelled(self, request_id: str, window_s: float = 600.0) -> bool:
+        at = self._cancelled.get(request_id)
+        return at is not None and time.monotonic() - at < window_s
+
+
+class Outputs:
+    """Publishes one request's outputs with a rising `seq`; implements the handler `Context`."""
+
+    __slots__ = ("_attempt", "_codec", "_headers", "_id", "_nc", "_seq", "_subject", "final_sent", "runner")
+
+    def __init__(self, runner: TagRunner, nc: NATS, subject: str, codec: Codec, request_id: str, attempt: int) -> None:
+        self.runner = runner
+        self._nc = nc
+        self._subject = subject
+        self._codec = codec
+        self._id = request_id
+        self._attempt = attempt
+        self._seq = 0
+        # JSON needs no header; peers that asked in msgpack are told the replies are msgpack too.
+        self._headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else None
+        self.final_sent = False
+
+    @property
+    def tag(self) -> Tag:
+        return self.runner.tag
+
+    @property
+    def upstream(self) -> HfClient:
+        return self.runner.upstream
+
+    def default_model(self) -> str:
+        return DEFAULT_MODELS.get(self.runner.tag, DEFAULT_MODELS[Tag.CHAT])
+
+    async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
+        seq = self._seq
+        self._seq = seq + 1
+        output = Chunk(
+            id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
+        )
+        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+
+    async def result(self, result_type: type[R], **fields: Any) -> None:
+        output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
+        self._seq += 1
+        self.final_sent = True
+        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+
+    async def error(self, err: ServiceError, *, core_request: bool) -> None:
+        output = Error(
+            id=self._id,
+            seq=self._seq,
+            attempt=self._attempt,
+            code=err.code,
+            message=err.message,
+            retryable=err.retryable,
+            status=err.status,
+        )
+        self._seq += 1
+        self.final_sent = True
+        headers = dict(self._headers or {})
+        if core_request:  # what `nats request` and micro-aware clients look at
+            headers[SERVICE_ERROR] = err.message[:200]
+            headers[SERVICE_ERROR_CODE] = err.code.value
+        await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a runner has done since start; tests and metrics read these."""
+
+    handled: int = 0
+    failed: int = 0
+    rejected: int = 0
+    redelivered: int = 0
+
+
+class TagRunner:
+    """Serves one tag: intake, bounded concurrency, one child task per request."""
+
+    def __init__(
+        self, nc: NATS, settings: Settings, tag: Tag, spec: HandlerSpec, upstream: HfClient, inflight: InFlight
+    ) -> None:
+        self.tag = tag
+        self.upstream = upstream
+        self.counters = Counters()
+        self._nc = nc
+        self._settings = settings
+        self._spec = spec
+        self._inflight = inflight
+        self._slots = anyio.Semaphore(settings.concurrency)
+        self._intake_scope = anyio.CancelScope()
+        self._stopping = False
+        self._durable = settings.mode == "durable"
+        self._json_decoder = msgspec.json.Decoder(spec.request_type)
+        self._msgpack_decoder = msgspec.msgpack.Decoder(spec.request_type)
+
+    def stop(self) -> None:
+        """Stop taking requests; in-flight ones get the shutdown grace period."""
+        self._stopping = True
+        self._intake_scope.cancel()
+
+    async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until `stop()`, then finish in-flight work within the grace period."""
+        intake = Intake(self._nc, self._settings, self.tag)
+        async with anyio.create_task_group() as workers:
+            if self._durable:
+                workers.start_soon(self._heartbeat)
+            with self._intake_scope:
+                async with intake.open(lambda: self._slots.value) as deliveries:
+                    task_status.started()
+                    iterator = aiter(deliveries)
+                    while True:
+                        await self._slots.acquire()
+                        try:
+                            delivery = await anext(iterator)
+                        except StopAsyncIteration:
+                            break
+                        workers.start_soon(self._run, delivery)
+            # The task group exits when the last request ends, or cancels the rest at the deadline.
+            workers.cancel_scope.deadline = anyio.current_time() + self._settings.shutdown_grace_s
+            self._stopping = True
+
+    async def _heartbeat(self) -> None:
+        # One ticker for all in-flight requests instead of a task each: cheaper at 1,000 streams.
+        interval = self._settings.ack_wait_s / 3
+        while not self._stopping:
+            await anyio.sleep(interval)
+            for entry in list(self._inflight.running.values()):
+                if entry.delivery.durable:
+                    await entry.delivery.in_progress()
+
+    async def _run(self, delivery: Delivery) -> None:
+        try:
+            await self._process(delivery)
+        finally:
+            self._slots.release()
+
+    def _decode(self, delivery: Delivery, codec: Codec) -> Any:
+        size = len(delivery.data)
+        if size > self._settings.max_request_bytes:
+            raise InvalidRequest(
+                f"request is {size} bytes; the limit is {self._settings.max_request_bytes} (HFBUS_MAX_REQUEST_BYTES)"
+            )
+        decoder = self._msgpack_decoder if codec.content_type == MSGPACK else self._json_decoder
+        try:
+            return decoder.decode(delivery.data)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid {self.tag} request: {exc}") from None
+        except msgspec.DecodeError as exc:
+            kind = "msgpack" if codec.content_type == MSGPACK else "JSON"
+            raise InvalidRequest(f"{self.tag} request is not valid {kind}: {exc}") from None
+
+    async def _reject(self, delivery: Delivery, codec: Codec, err: ServiceError) -> None:
+        """Answer an undecodable request with one error, addressed as well as its bytes allow."""
+        self.counters.rejected += 1
+        envelope = _Envelope()
+        try:
+            decoder = _msgpack_envelope if codec.content_type == MSGPACK else _json_envelope
+            envelope = decoder.decode(delivery.data)
+        except msgspec.DecodeError:
+            pass
+        request_id = envelope.id if isinstance(envelope.id, str) and _is_token(envelope.id) else ""
+        reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
+        subject = delivery.reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
+        outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt)
+        logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
+        await outputs.error(err, core_request=delivery.reply is not None)
+        await delivery.term()
+
+    async def _process(self, delivery: Delivery) -> None:
+        codec = codec_for(delivery.headers)
+        try:
+            request = self._decode(delivery, codec)
+        except ServiceError as err:
+            await self._reject(delivery, codec, err)
+            return
+        request_id: str = request.id
+        subject = delivery.reply or request.reply_to or self._settings.subjects.out(self.tag, request_id)
+        attempt = delivery.attempt
+        if attempt > 1:
+            self.counters.redelivered += 1
+        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt)
+        core_request = delivery.reply is not None
+        if self._inflight.was_cancelled(request_id):
+            await self._finish(delivery, outputs, Cancelled("cancelled before it started"), core_request)
+            return
+
+        running = _Running(anyio.CancelScope(), delivery)
+        self._inflight.running[request_id] = running
+        started = time.perf_counter()
+        failure: ServiceError | None = None
+        try:
+            with running.scope:
+                await self._spec.handle(request, outputs)
+                if not outputs.final_sent:
+                    raise Internal(f"the {self.tag} handler returned without a result")
+        except ServiceError as err:
+            failure = err
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._shutdown_cut(delivery, outputs, core_request)
+            raise
+        except Exception:
+            logger.exception("%s request %s failed with an unexpected error", self.tag, request_id)
+            if self._durable and attempt < self._settings.max_deliver and not outputs.final_sent:
+                await delivery.nak()
+                return
+            failure = Internal("internal error in the consumer; the request was not completed")
+        finally:
+            if self._inflight.running.get(request_id) is running:
+                del self._inflight.running[request_id]
+        if running.scope.cancelled_caught and running.reason is not None:
+            failure = running.reason
+        if failure is not None:
+            self.counters.failed += 1
+            await self._finish(delivery, outputs, failure, core_request)
+            return
+        self.counters.handled += 1
+        logger.debug("%s request %s done in %.1f ms", self.tag, request_id, (time.perf_counter() - started) * 1e3)
+        await delivery.ack()
+
+    async def _finish(self, delivery: Delivery, outputs: Outputs, err: ServiceError, core_request: bool) -> None:
+        if not outputs.final_sent:
+            level = logging.ERROR if isinstance(err, Internal) else logging.INFO
+            logger.log(level, "%s request %s ended with %s: %s", self.tag, outputs._id, err.code, err.message)
+            await outputs.error(err, core_request=core_request)
+        await delivery.ack()
+
+    async def _shutdown_cut(self, delivery: Delivery, outputs: Outputs, core_request: bool) -> None:
+        """The shutdown deadline cut a request short: hand it back (durable) or tell the caller (core)."""
+        if outputs.final_sent:
+            await delivery.ack()
+        elif delivery.durable:
+            await delivery.nak()
+        else:
+            await outputs.error(Cancelled("the consumer shut down before the answer was complete"), core_request=True)
+
+
+def _is_token(value: str) -> bool:
+    return 0 < len(value) <= 128 and all(c.isalnum() or c in "_:=+-" for c in value) and value.isascii()

@@ -1,0 +1,216 @@
+"""Settings read once from the environment into a frozen struct; secrets wrapped so they never print."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from schemas import Subjects, Tag
+
+Mode = Literal["core", "durable"]
+
+DEFAULT_MODELS: dict[Tag, str] = {
+    Tag.CHAT: "deepseek-ai/DeepSeek-R1",
+    Tag.PIC2TEXT: "Qwen/Qwen2.5-VL-7B-Instruct",
+}
+"""Used when a request names no model (the model catalog refines this)."""
+
+
+class Secret:
+    """A credential that shows as `***` in every repr, str, log line and traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value hfbus cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class NatsAuth:
+    """Optional NATS credentials and TLS files, passed to nats-py as they are."""
+
+    user: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    creds_file: str | None = None
+    nkey_seed_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a consumer process is configured with."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_auth: NatsAuth = field(default_factory=NatsAuth)
+    hf_token: Secret | None = None
+    router_url: str = "https://router.huggingface.co"
+    hub_url: str = "https://huggingface.co"
+    mode: Mode = "durable"
+    prefix: str = "ai"
+    http_addr: str = "127.0.0.1:9464"
+    tags: tuple[Tag, ...] = ()
+    """Tags this process serves; empty means every tag that has a handler."""
+    concurrency: int = 64
+    """Requests one process runs at once, per tag."""
+    max_request_bytes: int = 1024 * 1024
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 60.0
+    """How long an upstream may take to send its first token (queues, cold models)."""
+    idle_timeout_s: float = 30.0
+    """How long a started stream may stay silent before it counts as stalled."""
+    request_timeout_s: float = 600.0
+    """Upper bound for one non-streamed upstream call."""
+    max_retries: int = 3
+    retry_base_s: float = 0.5
+    retry_max_s: float = 20.0
+    shutdown_grace_s: float = 30.0
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    replicas: int = 1
+    """JetStream replicas of the work-queue stream (3 on a three-node cluster)."""
+    dedupe_window_s: float = 120.0
+    log_level: str = "INFO"
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.prefix)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every `HFBUS_*`, `NATS_*` and HuggingFace variable; raise `SettingsError` naming a bad one."""
+        env = os.environ if env is None else env
+        defaults = cls()
+        reader = _EnvReader(env)
+        mode = reader.text("HFBUS_MODE", defaults.mode)
+        if mode not in ("core", "durable"):
+            raise SettingsError(f"HFBUS_MODE must be 'core' or 'durable', got {mode!r}")
+        return cls(
+            nats_url=reader.text("NATS_URL", defaults.nats_url),
+            nats_auth=NatsAuth(
+                user=env.get("NATS_USER") or None,
+                password=reader.secret("NATS_PASSWORD"),
+                token=reader.secret("NATS_TOKEN"),
+                creds_file=env.get("NATS_CREDS") or None,
+                nkey_seed_file=env.get("NATS_NKEY_SEED") or None,
+                tls_ca=env.get("NATS_TLS_CA") or None,
+                tls_cert=env.get("NATS_TLS_CERT") or None,
+                tls_key=env.get("NATS_TLS_KEY") or None,
+            ),
+            hf_token=reader.hf_token(),
+            router_url=reader.text("HF_ROUTER_URL", defaults.router_url).rstrip("/"),
+            hub_url=reader.text("HF_HUB_URL", defaults.hub_url).rstrip("/"),
+            mode="core" if mode == "core" else "durable",
+            prefix=reader.text("HFBUS_PREFIX", defaults.prefix),
+            http_addr=reader.text("HFBUS_HTTP_ADDR", defaults.http_addr),
+            tags=reader.tags("HFBUS_TAGS", defaults.tags),
+            concurrency=reader.integer("HFBUS_CONCURRENCY", defaults.concurrency),
+            max_request_bytes=reader.integer("HFBUS_MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            connect_timeout_s=reader.seconds("HFBUS_CONNECT_TIMEOUT", defaults.connect_timeout_s),
+            first_token_timeout_s=reader.seconds("HFBUS_FIRST_TOKEN_TIMEOUT", defaults.first_token_timeout_s),
+            idle_timeout_s=reader.seconds("HFBUS_IDLE_TIMEOUT", defaults.idle_timeout_s),
+            request_timeout_s=reader.seconds("HFBUS_REQUEST_TIMEOUT", defaults.request_timeout_s),
+            max_retries=reader.integer("HFBUS_MAX_RETRIES", defaults.max_retries, minimum=0),
+            retry_base_s=reader.seconds("HFBUS_RETRY_BASE", defaults.retry_base_s),
+            retry_max_s=reader.seconds("HFBUS_RETRY_MAX", defaults.retry_max_s),
+            shutdown_grace_s=reader.seconds("HFBUS_SHUTDOWN_GRACE", defaults.shutdown_grace_s),
+            ack_wait_s=reader.seconds("HFBUS_ACK_WAIT", defaults.ack_wait_s),
+            max_deliver=reader.integer("HFBUS_MAX_DELIVER", defaults.max_deliver),
+            replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
+            dedupe_window_s=reader.seconds("HFBUS_DEDUPE_WINDOW", defaults.dedupe_window_s),
+            log_level=reader.text("HFBUS_LOG_LEVEL", defaults.log_level).upper(),
+        )
+
+
+class _EnvReader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        return self._env.get(name) or default
+
+    def secret(self, name: str) -> Secret | None:
+        value = self._env.get(name)
+        return Secret(value) if value else None
+
+    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
+        raw = self._env.get(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self._env.get(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"{name} must be positive, got {value}")
+        return value
+
+    def tags(self, name: str, default: tuple[Tag, ...]) -> tuple[Tag, ...]:
+        raw = self._env.get(name)
+        return parse_tags(raw) if raw else default
+
+    def hf_token(self) -> Secret | None:
+        """HUGGINGFACE_API_KEY, then HF_TOKEN (huggingface_hub's name), then a secret file."""
+        for name in ("HUGGINGFACE_API_KEY", "HF_TOKEN"):
+            if value := self._env.get(name, "").strip():
+                return Secret(value)
+        for name in ("HUGGINGFACE_API_KEY_FILE", "HF_TOKEN_PATH"):
+            if path := self._env.get(name):
+                try:
+                    value = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise SettingsError(f"{name} points at a file that cannot be read: {exc.strerror}") from None
+                if value:
+                    return Secret(value)
+        return None
+
+
+def parse_tags(raw: str) -> tuple[Tag, ...]:
+    """`chat,pic2text` -> tags; raise `SettingsError` naming an unknown one."""
+    tags: list[Tag] = []
+    for name in (part.strip() for part in raw.split(",")):
+        if not name:
+            continue
+        try:
+            tags.append(Tag(name))
+        except ValueError:
+            known = ", ".join(t.value for t in Tag)
+            raise SettingsError(f"unknown tag {name!r}; known tags: {known}") from None
+    if not tags:
+        raise SettingsError("no tags given")
+    return tuple(dict.fromkeys(tags))
