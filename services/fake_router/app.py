@@ -74,6 +74,8 @@ class FakeRouter:
         self.completed_streams = 0
         self.in_flight = 0
         self.shutting_down = False
+        self.url = ""
+        """Base URL once served (what HF_ROUTER_URL should be)."""
         self.app = self._build_app()
 
     def reset(self) -> None:
@@ -114,5 +116,6 @@ async def serve(router: FakeRouter, host: str = "127.0.0.1", port: int = 0) -> t
     except BaseException:
         await runner.cleanup()
         raise
-    logger.info("fake router listening on http://%s:%d", host, bound)
+    router.url = f"http://{host}:{bound}"
+    logger.info("fake router listening on %s", router.url)
     return runner, bound

@@ -11,6 +11,7 @@ import msgspec
 
 from schemas import ChatMessage, ChatRequest, TokenUsage
 from schemas.common import JsonObject
+from services.errors import ServiceError
 from services.handlers._context import ChatAnswer, ChatDelta
 from services.hf.errors import error_for_event
 from services.hf.sse import DONE
@@ -103,23 +104,25 @@ _event_decoder = msgspec.json.Decoder(_StreamEvent)
 _completion_decoder = msgspec.json.Decoder(_Completion)
 
 
-def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool]:
+def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool, ServiceError | None]:
     """Fold the events of one socket read into one delta; True once `[DONE]` was seen.
 
-    Raises the matching `ServiceError` leaf for an `{"error": …}` event and `msgspec.DecodeError`
-    for an event that is not JSON.
+    An `{"error": …}` event ends the fold and comes back as the matching `ServiceError` leaf, so the
+    text before it can still be published. Raises `msgspec.DecodeError` for an event that is not JSON.
     """
     content: list[str] = []
     reasoning: list[str] = []
     delta = ChatDelta()
     done = False
+    failure: ServiceError | None = None
     for payload in payloads:
         if payload == DONE:
             done = True
             break
         event = _event_decoder.decode(payload)
         if event.error is not None:
-            raise error_for_event(event.error, event.error_type)
+            failure = error_for_event(event.error, event.error_type)
+            break
         if event.usage is not None:
             delta.usage = TokenUsage(
                 prompt_tokens=event.usage.prompt_tokens,
@@ -141,7 +144,7 @@ def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool]:
             delta.tool_calls = (delta.tool_calls or []) + piece.tool_calls
     delta.content = content[0] if len(content) == 1 else "".join(content)
     delta.reasoning = "".join(reasoning)
-    return delta, done
+    return delta, done, failure
 
 
 def parse_completion(body: bytes, provider: str | None) -> ChatAnswer:

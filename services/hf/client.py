@@ -116,7 +116,7 @@ class HfClient:
                         payloads = sse.feed(data)
                         if not payloads:
                             continue
-                        delta, done = fold_events(payloads)
+                        delta, done, failure = fold_events(payloads)
                         if attempts.delivered or delta.has_output:
                             attempts.delivered = True
                             # Moving a deadline re-arms a timer; doing it at most ten times per idle period keeps
@@ -126,9 +126,13 @@ class HfClient:
                                 refresh_at = t + idle / 10
                         finished = finished or delta.finish_reason is not None
                         await on_delta(delta)
+                        if failure is not None:
+                            raise failure
                         if done:
                             return info
-                    tail, _ = fold_events(sse.close())
+                    tail, _, failure = fold_events(sse.close())
+                    if failure is not None:
+                        raise failure
                     if tail.finish_reason is None and not finished:
                         raise UpstreamUnavailable("the router closed the stream before the answer was complete")
                     await on_delta(tail)

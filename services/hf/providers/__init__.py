@@ -1,0 +1,143 @@
+"""Provider x task adapters for the non-chat tasks, and the table that picks one.
+
+Adding a provider or a task: one small `TaskAdapter` subclass in the provider's module, one row below
+(rows and keys alphabetical), and a test class row in `tests/unit/test_providers.py`.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from ._common import TaskAdapter
+from ._errors import NoAdapter, ProviderError, ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from ._types import (
+    FINAL_STEPS,
+    PROVIDER_NAMES,
+    TASKS,
+    Download,
+    HttpCall,
+    HttpReply,
+    JobStatus,
+    Media,
+    Pending,
+    Provider,
+    Purpose,
+    Step,
+    Task,
+    TaskInput,
+    Transcript,
+    Vectors,
+)
+from .fal_ai import (
+    FalImageToImage,
+    FalImageToVideo,
+    FalSpeechRecognition,
+    FalTextToImage,
+    FalTextToSpeech,
+    FalTextToVideo,
+)
+from .hf_inference import (
+    HfInferenceFeatureExtraction,
+    HfInferenceImageToImage,
+    HfInferenceSpeechRecognition,
+    HfInferenceTextToImage,
+    HfInferenceTextToSpeech,
+)
+from .novita import NovitaTextToVideo
+from .nscale import NscaleTextToImage
+from .replicate import ReplicateImageToImage, ReplicateSpeechRecognition, ReplicateTextToImage, ReplicateTextToVideo
+from .together import (
+    TogetherFeatureExtraction,
+    TogetherImageToImage,
+    TogetherImageToVideo,
+    TogetherTextToImage,
+    TogetherTextToVideo,
+)
+from .wavespeed import WavespeedImageToImage, WavespeedImageToVideo, WavespeedTextToImage, WavespeedTextToVideo
+
+__all__ = [
+    "FINAL_STEPS",
+    "PROVIDERS",
+    "PROVIDER_NAMES",
+    "TASKS",
+    "Download",
+    "HttpCall",
+    "HttpReply",
+    "JobStatus",
+    "Media",
+    "NoAdapter",
+    "Pending",
+    "Provider",
+    "ProviderError",
+    "ProviderJobFailed",
+    "ProviderReplyInvalid",
+    "Purpose",
+    "Step",
+    "Task",
+    "TaskAdapter",
+    "TaskInput",
+    "Transcript",
+    "UnsupportedInput",
+    "Vectors",
+    "get_adapter",
+    "providers_for",
+]
+
+PROVIDERS: dict[Provider, dict[Task, TaskAdapter]] = {
+    "fal-ai": {
+        "automatic-speech-recognition": FalSpeechRecognition(),
+        "image-to-image": FalImageToImage(),
+        "image-to-video": FalImageToVideo(),
+        "text-to-image": FalTextToImage(),
+        "text-to-speech": FalTextToSpeech(),
+        "text-to-video": FalTextToVideo(),
+    },
+    "hf-inference": {
+        "automatic-speech-recognition": HfInferenceSpeechRecognition(),
+        "feature-extraction": HfInferenceFeatureExtraction(),
+        "image-to-image": HfInferenceImageToImage(),
+        "text-to-image": HfInferenceTextToImage(),
+        "text-to-speech": HfInferenceTextToSpeech(),
+    },
+    "novita": {
+        "text-to-video": NovitaTextToVideo(),
+    },
+    "nscale": {
+        "text-to-image": NscaleTextToImage(),
+    },
+    "replicate": {
+        "automatic-speech-recognition": ReplicateSpeechRecognition(),
+        "image-to-image": ReplicateImageToImage(),
+        "text-to-image": ReplicateTextToImage(),
+        "text-to-video": ReplicateTextToVideo(),
+    },
+    "together": {
+        "feature-extraction": TogetherFeatureExtraction(),
+        "image-to-image": TogetherImageToImage(),
+        "image-to-video": TogetherImageToVideo(),
+        "text-to-image": TogetherTextToImage(),
+        "text-to-video": TogetherTextToVideo(),
+    },
+    "wavespeed": {
+        "image-to-image": WavespeedImageToImage(),
+        "image-to-video": WavespeedImageToVideo(),
+        "text-to-image": WavespeedTextToImage(),
+        "text-to-video": WavespeedTextToVideo(),
+    },
+}
+
+
+def providers_for(task: str) -> list[str]:
+    """The providers with an adapter for `task`, alphabetical; empty for an unknown task."""
+    return [provider for provider, adapters in PROVIDERS.items() if task in adapters]
+
+
+def get_adapter(provider: str, task: str) -> TaskAdapter:
+    """The adapter for one provider and task; a miss names the providers that do serve the task."""
+    if task not in TASKS:
+        raise NoAdapter(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    adapter = PROVIDERS.get(cast(Provider, provider), {}).get(task)
+    if adapter is None:
+        available = ", ".join(providers_for(task))
+        raise NoAdapter(f"no {task} adapter for provider {provider!r}; providers for {task}: {available}")
+    return adapter

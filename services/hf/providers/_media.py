@@ -1,0 +1,128 @@
+"""Media helpers shared by the adapters: inputs as data URLs, outputs as `Download` or `Media`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import urlsplit
+
+from ._errors import ProviderReplyInvalid, UnsupportedInput
+from ._types import Download, HttpCall, HttpReply, Media, Task, TaskInput
+
+# Python labels image bytes of unknown type image/jpeg, even PNG bytes (reference §9.2).
+DEFAULT_IMAGE_TYPE = "image/jpeg"
+
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+_BY_EXTENSION = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+}
+
+_TASK_DEFAULT: dict[Task, str] = {
+    "text-to-image": "image/png",
+    "image-to-image": "image/png",
+    "text-to-video": "video/mp4",
+    "image-to-video": "video/mp4",
+    "text-to-speech": "audio/mpeg",
+}
+
+
+def media_field(task: Task) -> str:
+    """The request field that carries a task's media input (design.md names), for error messages."""
+    return "audio" if task == "automatic-speech-recognition" else "image"
+
+
+def bare_type(content_type: str | None) -> str:
+    """`"Audio/WAV; rate=16000"` -> `"audio/wav"`; None -> `""`."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def data_url(data: bytes, media_type: str) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def media_ref(inp: TaskInput, default_type: str = DEFAULT_IMAGE_TYPE) -> str:
+    """The media input as the provider takes it in JSON: the https URL as given, or the bytes as a data URL."""
+    if inp.media_url is not None:
+        return inp.media_url
+    return data_url(media_bytes(inp), bare_type(inp.media_type) or default_type)
+
+
+def media_bytes(inp: TaskInput) -> bytes:
+    """The inline media input; raises when the request gave only a URL (or nothing)."""
+    if inp.media is None:
+        raise UnsupportedInput(
+            media_field(inp.task), "this provider needs the file itself; fetch the url and pass the bytes"
+        )
+    return inp.media
+
+
+def sniff_type(data: bytes) -> str | None:
+    """The media type from the first bytes, for replies that carry none (base64 images, bare CDN files)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
+        return "image/webp" if data[8:12] == b"WEBP" else "audio/wav"
+    if data.startswith(b"fLaC"):
+        return "audio/flac"
+    if data.startswith(b"OggS"):
+        return "audio/ogg"
+    if data.startswith(b"ID3") or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    return None
+
+
+def media_type_of(task: Task, data: bytes, header: str | None = None, url: str = "") -> str:
+    """Best media type: a specific Content-Type header, then the URL's extension, then magic bytes, then the task's."""
+    declared = bare_type(header)
+    if declared not in _GENERIC_TYPES:
+        return declared
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _BY_EXTENSION.get(extension) or sniff_type(data) or _TASK_DEFAULT.get(task, "application/octet-stream")
+
+
+def decode_b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProviderReplyInvalid(f"{what} is not valid base64") from exc
+
+
+def fetch_output(task: Task, url: str) -> Download | Media:
+    """The step for a provider's output URL: a CDN download, or the bytes at once for a `data:` URL."""
+    if url.startswith("data:"):
+        header, sep, payload = url.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise ProviderReplyInvalid("output data URL is not base64")
+        data = decode_b64(payload, "output data URL")
+        return Media(data, media_type_of(task, data, header[5:].removesuffix(";base64")))
+    if not url.startswith(("https://", "http://")):
+        raise ProviderReplyInvalid(f"output is not a URL: {url[:80]!r}")
+    return Download(HttpCall("GET", url, {}, authenticated=False, purpose="download"))
+
+
+def downloaded_media(task: Task, reply: HttpReply) -> Media:
+    """The `Media` step for the reply to a `Download` call."""
+    url = reply.call.url if reply.call is not None else ""
+    return Media(reply.body, media_type_of(task, reply.body, reply.headers.get("content-type"), url))

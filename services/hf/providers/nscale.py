@@ -1,0 +1,45 @@
+"""nscale: OpenAI-style image generation with base64 output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ._common import TaskAdapter, hf_params, require, with_options
+from ._errors import ProviderReplyInvalid
+from ._media import decode_b64, media_type_of
+from ._types import HttpReply, Media, Step, TaskInput
+
+
+class _B64Image(msgspec.Struct):
+    b64_json: str
+
+
+class _Images(msgspec.Struct):
+    data: list[_B64Image]
+
+
+class NscaleTextToImage(TaskAdapter):
+    provider = "nscale"
+    task = "text-to-image"
+
+    def _route(self, inp: TaskInput) -> str:
+        return "/v1/images/generations"
+
+    def _payload(self, inp: TaskInput) -> dict[str, Any]:
+        params = hf_params(inp)
+        if "width" in params and "height" in params:
+            params["size"] = f"{params.pop('width')}x{params.pop('height')}"
+        # Python drops the step count (and cfg_scale, which we never set): the API has no such field.
+        params.pop("num_inference_steps", None)
+        prompt = require(inp.prompt, "prompt", self.provider, self.task)
+        fields = with_options({"prompt": prompt, **params}, inp)
+        return {**fields, "response_format": "b64_json", "model": inp.provider_model}
+
+    def _parse_output(self, inp: TaskInput, reply: HttpReply) -> Step:
+        found = self._decode(reply, _Images)
+        if not found.data:
+            raise ProviderReplyInvalid("nscale text-to-image reply has no image")
+        data = decode_b64(found.data[0].b64_json, "data[0].b64_json")
+        return Media(data, media_type_of(self.task, data))

@@ -1,0 +1,340 @@
+"""Chat and vision chat end to end: a real nats-server, the consumers, the fake router."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import anyio
+import msgspec
+import pytest
+from nats.aio.client import Client as NATS
+
+from schemas import ChatResult, Chunk, Error, ErrorCode, Tag
+from services.client import HfBus
+from services.fake_router import Fault, FakeRouter, expected_text
+from services.settings import Settings
+from tests.conftest import assert_well_formed, chat_payload, collect, running, send_raw
+
+pytestmark = pytest.mark.integration
+
+
+async def test_streamed_chat_arrives_in_order_and_the_result_joins_the_deltas(
+    any_mode_settings: Settings, router: FakeRouter
+) -> None:
+    settings = any_mode_settings
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        assert bus.mode == settings.mode
+        outputs = [o async for o in bus.chat("hello bus", model="org/model", max_tokens=40)]
+
+    assert_well_formed(outputs)
+    chunks = [o for o in outputs if isinstance(o, Chunk)]
+    result = outputs[-1]
+    assert isinstance(result, ChatResult)
+    assert chunks, "a streamed answer arrives as chunks"
+    assert result.text == "".join(c.delta for c in chunks)
+    assert result.text == expected_text([{"role": "user", "content": "hello bus"}], 40)
+    assert result.finish_reason == "length"
+    assert result.usage.completion_tokens == 40
+    assert result.model == "org/model"
+    assert result.provider == "fake-provider"
+    assert {o.attempt for o in outputs} == {1}
+
+
+async def test_no_stream_sends_only_the_result(settings: Settings, router: FakeRouter) -> None:
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model:groq", stream=False)]
+
+    assert len(outputs) == 1
+    result = outputs[0]
+    assert isinstance(result, ChatResult)
+    assert result.text == expected_text([{"role": "user", "content": "hi"}], 16)
+    assert result.provider == "groq"
+    assert result.usage.total_tokens > 0
+    assert router.requests[-1].json()["stream"] is False
+
+
+async def test_the_router_gets_the_model_verbatim_first_and_vision_parts_untouched(
+    settings: Settings, router: FakeRouter, nc: NATS
+) -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                {"type": "image_url", "image_url": {"url": "https://example.org/cat.jpg"}},
+            ],
+        },
+    ]
+    async with running(settings):
+        outputs = await send_raw(
+            nc,
+            f"{settings.prefix}.pic2text",
+            chat_payload(model="Qwen/Qwen2.5-VL-7B-Instruct:fastest", messages=messages, temperature=0.2, seed=7),
+        )
+
+    assert isinstance(outputs[-1], ChatResult)
+    sent = router.requests[-1]
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"].startswith("Bearer hf_")
+    assert sent.body.startswith(b'{"model":"Qwen/Qwen2.5-VL-7B-Instruct:fastest"')
+    body = sent.json()
+    assert body["messages"] == messages
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.2 and body["seed"] == 7
+    assert "top_p" not in body  # absent fields are not sent as null
+
+
+async def test_reasoning_deltas_pass_through(settings: Settings, router: FakeRouter) -> None:
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("think", model="deepseek-ai/DeepSeek-R1")]
+
+    assert_well_formed(outputs)
+    reasoning = "".join(o.reasoning or "" for o in outputs if isinstance(o, Chunk))
+    assert reasoning.strip()
+    result = outputs[-1]
+    assert isinstance(result, ChatResult)
+    assert result.reasoning == reasoning
+    assert result.text == expected_text([{"role": "user", "content": "think"}], 16)
+
+
+async def test_tool_call_fragments_pass_through_and_are_assembled_in_the_result(
+    settings: Settings, router: FakeRouter
+) -> None:
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("look it up", model="org/model", tools=tools, tool_choice="auto")]
+
+    assert_well_formed(outputs)
+    fragments = [f for o in outputs if isinstance(o, Chunk) for f in (o.tool_calls or [])]
+    assert len(fragments) == 3
+    result = outputs[-1]
+    assert isinstance(result, ChatResult)
+    assert result.finish_reason == "tool_calls"
+    assert result.tool_calls == [
+        {"id": "call_1", "type": "function", "function": {"name": "search", "arguments": '{"q": "x"}'}}
+    ]
+    assert router.requests[-1].json()["tools"] == tools
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable", "calls"),
+    [
+        (401, ErrorCode.UNAUTHORIZED, False, 1),
+        (402, ErrorCode.PAYMENT_REQUIRED, False, 1),
+        (404, ErrorCode.UNKNOWN_MODEL, False, 1),
+        (422, ErrorCode.INVALID_REQUEST, False, 1),
+        (429, ErrorCode.RATE_LIMITED, True, 4),
+        (500, ErrorCode.UPSTREAM_UNAVAILABLE, True, 4),
+        (502, ErrorCode.UPSTREAM_UNAVAILABLE, True, 4),
+        # The model-loading estimate (20 s) is longer than retry_max: fail at once, retryable, instead of waiting.
+        (503, ErrorCode.UPSTREAM_UNAVAILABLE, True, 1),
+    ],
+)
+async def test_an_upstream_failure_becomes_its_error_code_after_bounded_retries(
+    settings: Settings, router: FakeRouter, status: int, code: ErrorCode, retryable: bool, calls: int
+) -> None:
+    router.faults.extend(Fault.status(status, retry_after=0 if status == 429 else None) for _ in range(5))
+    settings = replace(settings, max_retries=3)
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+
+    assert len(outputs) == 1
+    error = outputs[0]
+    assert isinstance(error, Error)
+    assert error.code == code
+    assert error.status == status
+    assert error.retryable is retryable
+    assert f"HTTP {status}" in error.message
+    assert len(router.requests) == calls
+
+
+async def test_a_transient_failure_is_retried_before_anything_was_published(
+    settings: Settings, router: FakeRouter
+) -> None:
+    router.faults.extend([Fault.status(429, retry_after=0), Fault.status(502)])
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+
+    assert isinstance(outputs[-1], ChatResult)
+    assert len(router.requests) == 3
+
+
+async def test_an_error_event_mid_stream_ends_the_stream_without_a_retry(
+    settings: Settings, router: FakeRouter
+) -> None:
+    router.pace_s = 0.01  # so the tokens before the error event are published before it arrives
+    router.faults.append(Fault.error_event(after_tokens=3, error_type="overloaded"))
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+
+    assert_well_formed(outputs)
+    assert (
+        "".join(o.delta for o in outputs if isinstance(o, Chunk)).split()
+        == expected_text([{"role": "user", "content": "hi"}], 3).split()
+    )
+    error = outputs[-1]
+    assert isinstance(error, Error) and error.code == ErrorCode.UPSTREAM_UNAVAILABLE
+    assert "overloaded" in error.message
+    assert len(router.requests) == 1
+
+
+async def test_a_dropped_connection_after_tokens_is_an_error_not_a_retry(
+    settings: Settings, router: FakeRouter
+) -> None:
+    router.pace_s = 0.01
+    router.faults.append(Fault.drop(after_tokens=2))
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+
+    assert_well_formed(outputs)
+    error = outputs[-1]
+    assert isinstance(error, Error) and error.code == ErrorCode.UPSTREAM_UNAVAILABLE
+    assert len(router.requests) == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.drop(after_tokens=0), Fault.error_event(after_tokens=0)])
+async def test_a_failure_before_any_token_is_retried(settings: Settings, router: FakeRouter, fault: Fault) -> None:
+    router.faults.append(fault)
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+
+    assert isinstance(outputs[-1], ChatResult)
+    assert len(router.requests) == 2
+
+
+@pytest.mark.parametrize("after_tokens", [0, 3])
+async def test_a_stalled_stream_ends_with_timeout_and_the_upstream_is_closed(
+    settings: Settings, router: FakeRouter, after_tokens: int
+) -> None:
+    router.faults.append(Fault.stall(after_tokens=after_tokens, seconds=60))
+    settings = replace(settings, first_token_timeout_s=0.5, idle_timeout_s=0.5, max_retries=0)
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("hi", model="org/model")]
+        with anyio.fail_after(5):
+            while router.disconnects < 1:
+                await anyio.sleep(0.02)
+
+    error = outputs[-1]
+    assert isinstance(error, Error) and error.code == ErrorCode.TIMEOUT
+    assert ("first token" if after_tokens == 0 else "between tokens") in error.message
+    assert len([o for o in outputs if isinstance(o, Chunk)]) == (1 if after_tokens else 0) or after_tokens
+    assert router.in_flight == 0
+
+
+async def test_cancel_closes_the_upstream_stream_and_ends_with_cancelled(
+    any_mode_settings: Settings, router: FakeRouter
+) -> None:
+    router.pace_s = 0.05
+    settings = any_mode_settings
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        stream = bus.chat("a long answer please", model="org/model", max_tokens=500)
+        outputs = []
+        async for output in stream:
+            outputs.append(output)
+            if len(outputs) == 2:
+                await stream.cancel()
+        with anyio.fail_after(5):
+            while router.disconnects < 1:
+                await anyio.sleep(0.02)
+
+    assert_well_formed(outputs)
+    error = outputs[-1]
+    assert isinstance(error, Error) and error.code == ErrorCode.CANCELLED
+    assert router.completed_streams == 0
+
+
+async def test_a_request_without_a_reply_subject_is_answered_on_the_out_subject(
+    settings: Settings, router: FakeRouter, nc: NATS
+) -> None:
+    request_id = uuid.uuid4().hex
+    listener = await nc.subscribe(f"{settings.prefix}.out.chat.{request_id}")
+    async with running(settings):
+        await nc.publish(f"{settings.prefix}.chat", chat_payload(request_id))
+        outputs = await collect(listener)
+
+    assert_well_formed(outputs)
+    assert isinstance(outputs[-1], ChatResult)
+    assert {o.id for o in outputs} == {request_id}
+
+
+async def test_a_msgpack_request_gets_msgpack_replies(settings: Settings, router: FakeRouter, nc: NATS) -> None:
+    payload = msgspec.msgpack.encode({"id": "mp-1", "messages": [{"role": "user", "content": "hi"}]})
+    inbox = nc.new_inbox()
+    subscription = await nc.subscribe(inbox)
+    async with running(settings):
+        await nc.publish(
+            f"{settings.prefix}.chat", payload, reply=inbox, headers={"Content-Type": "application/msgpack"}
+        )
+        first = await subscription.next_msg(timeout=5)
+        rest = await collect(subscription)
+
+    assert first.headers == {"Content-Type": "application/msgpack"}
+    assert msgspec.msgpack.decode(first.data)["id"] == "mp-1"
+    assert isinstance(rest[-1], ChatResult)
+
+
+async def test_two_consumer_instances_share_the_load(settings: Settings, router: FakeRouter) -> None:
+    router.pace_s = 0.002
+    async with running(settings) as first, running(settings) as second:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+            results: list[object] = []
+
+            async def one(i: int) -> None:
+                outputs = [o async for o in bus.chat(f"request {i}", model="org/model")]
+                results.append(outputs[-1])
+
+            async with anyio.create_task_group() as tg:
+                for i in range(40):
+                    tg.start_soon(one, i)
+
+    assert len(results) == 40 and all(isinstance(r, ChatResult) for r in results)
+    served = [first.runners[Tag.CHAT].counters.handled, second.runners[Tag.CHAT].counters.handled]
+    assert sum(served) == 40
+    assert min(served) > 0, f"one instance served everything: {served}"
+
+
+async def test_a_durable_request_waits_for_a_consumer_that_restarts(settings: Settings, router: FakeRouter) -> None:
+    settings = replace(settings, mode="durable")
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        assert isinstance([o async for o in bus.chat("before")][-1], ChatResult)
+
+    async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        stream = bus.chat("while no consumer runs", model="org/model")
+        outputs: list[object] = []
+
+        async def read() -> None:
+            outputs.extend([o async for o in stream])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            await anyio.sleep(0.3)  # the request is stored while nobody consumes it
+            assert outputs == []
+            async with running(settings):
+                with anyio.fail_after(10):
+                    while not outputs:
+                        await anyio.sleep(0.02)
+                    while not isinstance(outputs[-1], ChatResult | Error):
+                        await anyio.sleep(0.02)
+
+    assert isinstance(outputs[-1], ChatResult)
+
+
+async def test_a_durable_request_published_twice_runs_once(settings: Settings, router: FakeRouter, nc: NATS) -> None:
+    settings = replace(settings, mode="durable")
+    request_id = uuid.uuid4().hex
+    listener = await nc.subscribe(f"{settings.prefix}.out.chat.{request_id}")
+    async with running(settings):
+        js = nc.jetstream()
+        for _ in range(2):
+            await js.publish(f"{settings.prefix}.chat", chat_payload(request_id), headers={"Nats-Msg-Id": request_id})
+        outputs = await collect(listener)
+        await anyio.sleep(0.3)
+        extra = listener.pending_msgs
+
+    assert isinstance(outputs[-1], ChatResult)
+    assert extra == 0
+    assert len(router.requests) == 1
