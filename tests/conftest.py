@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -93,12 +93,12 @@ async def running(settings: Settings) -> AsyncIterator[App]:
             app.stop()
 
 
-async def collect(subscription: Any, *, timeout: float = 10.0) -> list[Any]:
-    """Read chat outputs from a subscription until the final one; fail after `timeout` seconds."""
+async def collect(subscription: Any, *, within: float = 10.0) -> list[Any]:
+    """Read chat outputs from a subscription until the final one; fail after `within` seconds."""
     outputs: list[Any] = []
-    with anyio.fail_after(timeout):
+    with anyio.fail_after(within):
         while True:
-            msg = await subscription.next_msg(timeout=timeout)
+            msg = await subscription.next_msg(timeout=within)
             output = codec_for(msg.headers).decode(msg.data, ChatOutput)
             outputs.append(output)
             if isinstance(output, ChatResult | Error):
@@ -106,16 +106,24 @@ async def collect(subscription: Any, *, timeout: float = 10.0) -> list[Any]:
 
 
 async def send_raw(
-    nc: NATS, subject: str, payload: bytes, headers: dict[str, str] | None = None, *, timeout: float = 10.0
+    nc: NATS, subject: str, payload: bytes, headers: dict[str, str] | None = None, *, within: float = 10.0
 ) -> list[Any]:
     """Publish raw bytes as a core request and collect the outputs sent to its reply subject."""
     inbox = nc.new_inbox()
     subscription = await nc.subscribe(inbox)
     try:
         await nc.publish(subject, payload, reply=inbox, headers=headers)
-        return await collect(subscription, timeout=timeout)
+        return await collect(subscription, within=within)
     finally:
         await subscription.unsubscribe()
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until `condition()` holds; fail after `within` seconds."""
+    with anyio.fail_after(within):
+        # Polling: the counters observed here (fake router, runners) offer no event to wait on.
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
 
 
 def chat_payload(request_id: str | None = None, **fields: Any) -> bytes:

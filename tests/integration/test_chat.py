@@ -12,9 +12,9 @@ from nats.aio.client import Client as NATS
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Tag
 from services.client import HfBus
-from services.fake_router import Fault, FakeRouter, expected_text
+from services.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Settings
-from tests.conftest import assert_well_formed, chat_payload, collect, running, send_raw
+from tests.conftest import assert_well_formed, chat_payload, collect, eventually, running, send_raw
 
 pytestmark = pytest.mark.integration
 
@@ -214,9 +214,7 @@ async def test_a_stalled_stream_ends_with_timeout_and_the_upstream_is_closed(
     settings = replace(settings, first_token_timeout_s=0.5, idle_timeout_s=0.5, max_retries=0)
     async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         outputs = [o async for o in bus.chat("hi", model="org/model")]
-        with anyio.fail_after(5):
-            while router.disconnects < 1:
-                await anyio.sleep(0.02)
+        await eventually(lambda: router.disconnects >= 1)
 
     error = outputs[-1]
     assert isinstance(error, Error) and error.code == ErrorCode.TIMEOUT
@@ -237,9 +235,7 @@ async def test_cancel_closes_the_upstream_stream_and_ends_with_cancelled(
             outputs.append(output)
             if len(outputs) == 2:
                 await stream.cancel()
-        with anyio.fail_after(5):
-            while router.disconnects < 1:
-                await anyio.sleep(0.02)
+        await eventually(lambda: router.disconnects >= 1)
 
     assert_well_formed(outputs)
     error = outputs[-1]
@@ -314,11 +310,7 @@ async def test_a_durable_request_waits_for_a_consumer_that_restarts(settings: Se
             await anyio.sleep(0.3)  # the request is stored while nobody consumes it
             assert outputs == []
             async with running(settings):
-                with anyio.fail_after(10):
-                    while not outputs:
-                        await anyio.sleep(0.02)
-                    while not isinstance(outputs[-1], ChatResult | Error):
-                        await anyio.sleep(0.02)
+                await eventually(lambda: bool(outputs) and isinstance(outputs[-1], ChatResult | Error), within=10)
 
     assert isinstance(outputs[-1], ChatResult)
 
