@@ -7,15 +7,21 @@ import signal
 from contextlib import AsyncExitStack
 
 import anyio
+import msgspec
 from anyio.abc import TaskStatus
 from nats.aio.msg import Msg
 
+from schemas import Tag
+from schemas.codec import codec_for
+from schemas.models import decode_models_request
 from services import __version__
 from services.bus import connect
+from services.catalog import Catalog
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
 from services.jetstream import ensure_stream
-from services.runtime import InFlight, TagRunner
+from services.media_store import MediaStore
+from services.runtime import Deps, InFlight, TagRunner
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,7 @@ class App:
         self.settings = settings
         self.tags = settings.tags or tuple(HANDLERS)
         self.inflight = InFlight()
+        self.catalog = Catalog.load()
         self.runners: dict[str, TagRunner] = {}
         self._stop = anyio.Event()
 
@@ -45,6 +52,10 @@ class App:
             upstream = await stack.enter_async_context(HfClient(settings))
             if settings.mode == "durable":
                 await ensure_stream(nc, settings)
+            media = MediaStore(nc, settings, upstream)
+            if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
+                await media.open()
+            deps = Deps(upstream=upstream, media=media, catalog=self.catalog)
 
             async def on_cancel(msg: Msg) -> None:
                 request_id = msg.subject.rsplit(".", 1)[-1]
@@ -54,12 +65,24 @@ class App:
             cancel_subscription = await nc.subscribe(settings.subjects.cancel_all, cb=on_cancel)
             stack.push_async_callback(cancel_subscription.unsubscribe)
 
+            async def on_models(msg: Msg) -> None:
+                codec = codec_for(msg.headers)
+                try:
+                    wanted = decode_models_request(msg.data, msg.headers)
+                except msgspec.DecodeError as exc:
+                    await msg.respond(codec.encode({"error": f"invalid models request: {exc}"}))
+                    return
+                await msg.respond(codec.encode(self.catalog.describe(wanted.tag)))
+
+            models_subscription = await nc.subscribe(settings.subjects.models, queue="hfbus.models", cb=on_models)
+            stack.push_async_callback(models_subscription.unsubscribe)
+
             async with anyio.create_task_group() as outer:
                 if handle_signals:
                     outer.start_soon(self._stop_on_signal)
                 async with anyio.create_task_group() as tg:
                     for tag in self.tags:
-                        runner = TagRunner(nc, settings, tag, HANDLERS[tag], upstream, self.inflight)
+                        runner = TagRunner(nc, settings, tag, HANDLERS[tag], deps, self.inflight)
                         self.runners[tag] = runner
                         await tg.start(runner.serve)
                     await nc.flush()

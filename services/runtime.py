@@ -22,16 +22,18 @@ import msgspec
 from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
 
-from schemas import Chunk, Error, Tag
+from schemas import Chunk, Error, Progress, Tag
 from schemas.codec import Codec, codec_for
 from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
 from services.bus import Delivery, Intake
-from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
+from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
+from services.errors import Cancelled, Internal, InvalidRequest, ServiceError, UnknownModel
 from services.handlers import HandlerSpec
 from services.handlers._context import R
 from services.hf.client import HfClient
-from services.settings import DEFAULT_MODELS, Settings
+from services.media_store import MediaStore
+from services.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +81,35 @@ class InFlight:
         return at is not None and time.monotonic() - at < window_s
 
 
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What every runner shares: the HF client, the media store, the model catalog."""
+
+    upstream: HfClient
+    media: MediaStore
+    catalog: Catalog
+
+
+PROGRESS_HEARTBEAT_S = 2.0
+"""A long job repeats an unchanged progress this often, so subscribers can show time passing."""
+
+
 class Outputs:
     """Publishes one request's outputs with a rising `seq`; implements the handler `Context`."""
 
-    __slots__ = ("_attempt", "_codec", "_headers", "_id", "_nc", "_seq", "_subject", "final_sent", "runner")
+    __slots__ = (
+        "_attempt",
+        "_codec",
+        "_headers",
+        "_id",
+        "_last_progress",
+        "_nc",
+        "_seq",
+        "_started",
+        "_subject",
+        "final_sent",
+        "runner",
+    )
 
     def __init__(self, runner: TagRunner, nc: NATS, subject: str, codec: Codec, request_id: str, attempt: int) -> None:
         self.runner = runner
@@ -94,6 +121,8 @@ class Outputs:
         self._seq = 0
         # JSON needs no header; peers that asked in msgpack are told the replies are msgpack too.
         self._headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else None
+        self._started = time.monotonic()
+        self._last_progress: tuple[str, int | None, float] | None = None
         self.final_sent = False
 
     @property
@@ -101,11 +130,45 @@ class Outputs:
         return self.runner.tag
 
     @property
-    def upstream(self) -> HfClient:
-        return self.runner.upstream
+    def request_id(self) -> str:
+        return self._id
 
-    def default_model(self) -> str:
-        return DEFAULT_MODELS.get(self.runner.tag, DEFAULT_MODELS[Tag.CHAT])
+    @property
+    def attempt(self) -> int:
+        return self._attempt
+
+    @property
+    def upstream(self) -> HfClient:
+        return self.runner.deps.upstream
+
+    @property
+    def media(self) -> MediaStore:
+        return self.runner.deps.media
+
+    def resolve(self, model: str | None) -> Resolved:
+        try:
+            return self.runner.deps.catalog.resolve(self.runner.tag, model)
+        except UnknownModelError as exc:
+            raise UnknownModel(str(exc)) from None
+        except InvalidModelError as exc:
+            raise InvalidRequest(f"model: {exc}") from None
+
+    async def progress(self, status: str, queue_position: int | None = None) -> None:
+        now = time.monotonic()
+        last = self._last_progress
+        if last is not None and (last[0], last[1]) == (status, queue_position) and now - last[2] < PROGRESS_HEARTBEAT_S:
+            return
+        self._last_progress = (status, queue_position, now)
+        output = Progress(
+            id=self._id,
+            seq=self._seq,
+            attempt=self._attempt,
+            status=status,
+            elapsed_s=round(now - self._started, 3),
+            queue_position=queue_position,
+        )
+        self._seq += 1
+        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
         seq = self._seq
@@ -154,10 +217,10 @@ class TagRunner:
     """Serves one tag: intake, bounded concurrency, one child task per request."""
 
     def __init__(
-        self, nc: NATS, settings: Settings, tag: Tag, spec: HandlerSpec, upstream: HfClient, inflight: InFlight
+        self, nc: NATS, settings: Settings, tag: Tag, spec: HandlerSpec, deps: Deps, inflight: InFlight
     ) -> None:
         self.tag = tag
-        self.upstream = upstream
+        self.deps = deps
         self.counters = Counters()
         self._nc = nc
         self._settings = settings

@@ -12,13 +12,6 @@ from schemas import Subjects, Tag
 
 Mode = Literal["core", "durable"]
 
-DEFAULT_MODELS: dict[Tag, str] = {
-    Tag.CHAT: "deepseek-ai/DeepSeek-R1",
-    Tag.PIC2TEXT: "Qwen/Qwen2.5-VL-7B-Instruct",
-}
-"""Used when a request names no model (the model catalog refines this)."""
-
-
 class Secret:
     """A credential that shows as `***` in every repr, str, log line and traceback."""
 
@@ -93,6 +86,17 @@ class Settings:
     replicas: int = 1
     """JetStream replicas of the work-queue stream (3 on a three-node cluster)."""
     dedupe_window_s: float = 120.0
+    mapping_ttl_s: float = 600.0
+    """How long a model's Hub provider mapping is trusted before it is fetched again."""
+    job_timeout_s: float = 900.0
+    """Overall deadline of a queued media job (submit, polls, result, download)."""
+    max_media_bytes: int = 100 * 1024 * 1024
+    inline_media_bytes: int = 256 * 1024
+    """Media up to this size also travel inline in the result; larger ones only through the object store."""
+    media_bucket: str = "hfbus-media"
+    media_ttl_s: float = 24 * 3600.0
+    media_allow_hosts: frozenset[str] = frozenset()
+    """Hosts exempt from the https/public-address rule for media URLs (the offline router, tests)."""
     log_level: str = "INFO"
 
     @property
@@ -141,6 +145,15 @@ class Settings:
             max_deliver=reader.integer("HFBUS_MAX_DELIVER", defaults.max_deliver),
             replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
             dedupe_window_s=reader.seconds("HFBUS_DEDUPE_WINDOW", defaults.dedupe_window_s),
+            mapping_ttl_s=reader.seconds("HFBUS_MAPPING_TTL", defaults.mapping_ttl_s),
+            job_timeout_s=reader.seconds("HFBUS_JOB_TIMEOUT", defaults.job_timeout_s),
+            max_media_bytes=reader.integer("HFBUS_MAX_MEDIA_BYTES", defaults.max_media_bytes),
+            inline_media_bytes=reader.integer("HFBUS_INLINE_MEDIA_BYTES", defaults.inline_media_bytes, minimum=0),
+            media_bucket=reader.text("HFBUS_MEDIA_BUCKET", defaults.media_bucket),
+            media_ttl_s=reader.seconds("HFBUS_MEDIA_TTL", defaults.media_ttl_s),
+            media_allow_hosts=frozenset(
+                h.strip() for h in env.get("HFBUS_MEDIA_ALLOW_HOSTS", "").split(",") if h.strip()
+            ),
             log_level=reader.text("HFBUS_LOG_LEVEL", defaults.log_level).upper(),
         )
 

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import ChatRequest, Tag
-from services.handlers import chat
+from schemas.audio import Sound2TextRequest, Text2SoundRequest
+from schemas.images import Pic2PicRequest, Text2PicRequest
+from schemas.vectorize import VectorizeRequest
+from schemas.video import Pic2VidRequest, Text2VidRequest
+from services.handlers import chat, pic2pic, pic2vid, sound2text, text2pic, text2sound, text2vid, vectorize
 from services.handlers._context import Context
 
 
@@ -26,4 +30,11 @@ class HandlerSpec:
 HANDLERS: dict[Tag, HandlerSpec] = {
     Tag.CHAT: HandlerSpec(ChatRequest, chat.handle),
     Tag.PIC2TEXT: HandlerSpec(ChatRequest, chat.handle),
+    Tag.VECTORIZE: HandlerSpec(VectorizeRequest, vectorize.handle),
+    Tag.TEXT2PIC: HandlerSpec(Text2PicRequest, text2pic.handle),
+    Tag.TEXT2VID: HandlerSpec(Text2VidRequest, text2vid.handle),
+    Tag.PIC2PIC: HandlerSpec(Pic2PicRequest, pic2pic.handle),
+    Tag.PIC2VID: HandlerSpec(Pic2VidRequest, pic2vid.handle),
+    Tag.SOUND2TEXT: HandlerSpec(Sound2TextRequest, sound2text.handle),
+    Tag.TEXT2SOUND: HandlerSpec(Text2SoundRequest, text2sound.handle),
 }

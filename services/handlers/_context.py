@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from schemas import ChatRequest, Result, Tag, TokenUsage
 from schemas.common import JsonObject
+from schemas.media import MediaInput, MediaRef
+from services.catalog import Resolved
+from services.hf.providers import TaskInput
+from services.hf.tasks import OnProgress, TaskOutcome
 
 R = TypeVar("R", bound=Result)
 
@@ -65,6 +69,38 @@ class ChatUpstream(Protocol):
         ...
 
 
+class Upstream(ChatUpstream, Protocol):
+    """The HF client as handlers see it."""
+
+    async def run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
+        """Run a non-chat task on the model's providers (falling back while one is unavailable)."""
+        ...
+
+
+MediaKind = Literal["image", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedMedia:
+    """An input's bytes, their checked media type, and the https URL it came from when there was one."""
+
+    data: bytes
+    media_type: str
+    url: str | None = None
+
+
+class MediaIO(Protocol):
+    """Media inputs read and outputs stored (the JetStream object store)."""
+
+    async def load(self, media: MediaInput, *, field: str, kind: MediaKind) -> LoadedMedia:
+        """The input's bytes, checked to be `kind`; raises `InvalidRequest` / `TooLarge` naming `field`."""
+        ...
+
+    async def save(self, data: bytes, media_type: str, *, name: str) -> MediaRef:
+        """Store an output (`name` without extension) and describe it."""
+        ...
+
+
 class Context(Protocol):
     """One request's view of the runtime."""
 
@@ -72,10 +108,23 @@ class Context(Protocol):
     def tag(self) -> Tag: ...
 
     @property
-    def upstream(self) -> ChatUpstream: ...
+    def request_id(self) -> str: ...
 
-    def default_model(self) -> str:
-        """The model to use when the request names none."""
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def upstream(self) -> Upstream: ...
+
+    @property
+    def media(self) -> MediaIO: ...
+
+    def resolve(self, model: str | None) -> Resolved:
+        """The request's `model` (or the tag's default) made concrete through the catalog."""
+        ...
+
+    async def progress(self, status: str, queue_position: int | None = None) -> None:
+        """Publish a `progress` output (throttled: only changes, or a heartbeat every few seconds)."""
         ...
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemas import ChatRequest, ChatResult, TokenUsage
 from schemas.common import JsonObject
+from services.catalog import CatalogModel, cost_usd
 from services.handlers._context import ChatDelta, Context
 
 Request = ChatRequest
@@ -11,7 +12,8 @@ Request = ChatRequest
 
 async def handle(request: ChatRequest, ctx: Context) -> None:
     """Answer one chat request; `stream: false` sends only the result."""
-    model = request.model or ctx.default_model()
+    resolved = ctx.resolve(request.model)
+    model = resolved.model_string
     if not request.stream:
         answer = await ctx.upstream.complete_chat(request, model)
         await ctx.result(
@@ -23,6 +25,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
             tool_calls=answer.tool_calls,
             model=model,
             provider=answer.provider,
+            cost_usd=_cost(resolved.entry, answer.usage),
         )
         return
 
@@ -34,16 +37,22 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
         transcript.add(delta)
 
     info = await ctx.upstream.stream_chat(request, model, on_delta)
+    usage = transcript.usage or TokenUsage()
     await ctx.result(
         ChatResult,
         text="".join(transcript.text),
         finish_reason=transcript.finish_reason,
-        usage=transcript.usage or TokenUsage(),
+        usage=usage,
+        cost_usd=_cost(resolved.entry, usage),
         reasoning="".join(transcript.reasoning) or None,
         tool_calls=transcript.tool_calls(),
         model=model,
         provider=info.provider,
     )
+
+
+def _cost(entry: CatalogModel | None, usage: TokenUsage) -> float | None:
+    return cost_usd(entry, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
 class _Transcript:

@@ -12,13 +12,18 @@ from typing import Self, TypeVar
 import aiohttp
 import anyio
 import msgspec
+import orjson
 
 from schemas import ChatRequest
-from services.errors import ServiceError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from services.errors import ServiceError, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
 from services.hf.chat import chat_body, fold_events, parse_completion
 from services.hf.errors import error_for_status
+from services.hf.fetch import PublicOnlyResolver, fetch
+from services.hf.mapping import ProviderMapping, ProviderRoute
+from services.hf.providers import HttpCall, HttpReply, TaskInput
 from services.hf.sse import SseDecoder
+from services.hf.tasks import OnProgress, TaskOutcome, run_task
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,28 +48,96 @@ class HfClient:
         if settings.hf_token is not None:
             self._headers["Authorization"] = f"Bearer {settings.hf_token.reveal()}"
         self._session: aiohttp.ClientSession | None = None
+        self._media_session: aiohttp.ClientSession | None = None
+        self.mapping = ProviderMapping(self._hub_get, settings.mapping_ttl_s)
         self.retries = 0
         """Upstream calls repeated after a transient failure, since start."""
 
     async def __aenter__(self) -> Self:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300),
             # No total timeout: a long healthy stream must live. Connect is bounded here, silence by the watchdog.
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s),
+            timeout=timeout,
+        )
+        # Media URLs come from callers and provider replies: a second session whose resolver refuses
+        # non-public addresses, and which never carries the HF token.
+        self._media_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, resolver=PublicOnlyResolver(self._settings.media_allow_hosts)),
+            timeout=aiohttp.ClientTimeout(
+                total=self._settings.job_timeout_s, sock_connect=self._settings.connect_timeout_s
+            ),
         )
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._media_session):
+            if session is not None:
+                await session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("HfClient used outside `async with`")
         return self._session
+
+    async def fetch_media(self, url: str, *, field: str) -> tuple[bytes, str | None]:
+        """Download a media URL (https, public addresses only); bytes and the served content type."""
+        if self._media_session is None:
+            raise RuntimeError("HfClient used outside `async with`")
+        settings = self._settings
+        return await fetch(
+            self._media_session,
+            url,
+            allowed_hosts=settings.media_allow_hosts,
+            max_bytes=settings.max_media_bytes,
+            field=field,
+        )
+
+    async def send(self, call: HttpCall) -> HttpReply:
+        """Send one adapter call (retrying transient failures); non-2xx becomes a `ServiceError` leaf."""
+        if not call.authenticated:
+            body, content_type = await self.fetch_media(call.url, field="provider media")
+            return HttpReply(200, {"content-type": content_type or ""}, body, call)
+        return await self._retrying(lambda: self._send_once(call), _Attempts())
+
+    async def _send_once(self, call: HttpCall) -> HttpReply:
+        headers = dict(call.headers)
+        if auth := self._headers.get("Authorization"):
+            headers["Authorization"] = auth
+        data = call.data
+        if call.json is not None:
+            data = orjson.dumps(call.json)
+            headers.setdefault("Content-Type", "application/json")
+        with anyio.move_on_after(self._settings.request_timeout_s):
+            try:
+                async with self.session.request(call.method, call.url, data=data, headers=headers) as response:
+                    body = await response.read()
+                    if not 200 <= response.status < 300:
+                        raise error_for_status(response.status, body, response.headers)
+                    lowered = {k.lower(): v for k, v in response.headers.items()}
+                    return HttpReply(response.status, lowered, body, call)
+            except (aiohttp.ClientError, OSError) as exc:
+                raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
+        raise UpstreamTimeout(f"the router did not answer within {self._settings.request_timeout_s:g}s")
+
+    async def routes(self, hf_model: str) -> list[ProviderRoute]:
+        """The providers the Hub maps `hf_model` to (cached)."""
+        return await self.mapping.routes(hf_model)
+
+    async def run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
+        """Run a non-chat task on the model's providers; see `services.hf.tasks`."""
+        settings = self._settings
+        return await run_task(self, settings.router_url, template, pinned, on_progress, settings.job_timeout_s)
+
+    async def _hub_get(self, path: str) -> bytes | None:
+        call = HttpCall("GET", f"{self._settings.hub_url}{path}", {})
+        try:
+            return (await self.send(call)).body
+        except UnknownModel:
+            return None
 
     async def stream_chat(self, request: ChatRequest, model: str, on_delta: OnDelta) -> StreamInfo:
         """Stream one completion; a stall before the first token or between reads ends it with `timeout`."""

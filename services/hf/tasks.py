@@ -1,0 +1,94 @@
+"""Drives a provider adapter's flow (submit, polls, result, download) and falls back across providers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import anyio
+
+from services.errors import UpstreamTimeout, UpstreamUnavailable
+from services.hf.mapping import ProviderRoute, choose
+from services.hf.providers import (
+    PROVIDERS,
+    Download,
+    HttpCall,
+    HttpReply,
+    Media,
+    Pending,
+    TaskAdapter,
+    TaskInput,
+    Transcript,
+    Vectors,
+    get_adapter,
+)
+
+logger = logging.getLogger(__name__)
+
+OnProgress = Callable[[str, int | None], Awaitable[None]]
+"""Called with a job's status (queued, running, completed) and its queue position, when the provider tells."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """A finished task: what it produced and the provider that produced it."""
+
+    output: Media | Vectors | Transcript
+    provider: str
+
+
+class Sender(Protocol):
+    async def send(self, call: HttpCall) -> HttpReply: ...
+
+    async def routes(self, hf_model: str) -> list[ProviderRoute]: ...
+
+
+def supports(provider: str, task: str) -> bool:
+    return task in PROVIDERS.get(provider, {})  # type: ignore[call-overload]
+
+
+async def run_task(
+    sender: Sender, router_url: str, template: TaskInput, pinned: str | None, on_progress: OnProgress, deadline_s: float
+) -> TaskOutcome:
+    """Run the task on the pinned provider, or on each live provider in turn while they are unavailable."""
+    routes = await sender.routes(template.hf_model)
+    candidates = choose(template.hf_model, routes, template.task, pinned, lambda p: supports(p, template.task))
+    for index, route in enumerate(candidates):
+        inp = replace(template, provider_model=route.provider_model)
+        try:
+            adapter = get_adapter(route.provider, template.task)
+            output = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
+            return TaskOutcome(output, route.provider)
+        except UpstreamUnavailable as err:
+            if index == len(candidates) - 1:
+                raise
+            logger.warning("%s unavailable for %s (%s); falling back", route.provider, template.hf_model, err.message)
+    raise AssertionError("choose() never returns an empty list")
+
+
+async def _drive(
+    sender: Sender,
+    adapter: TaskAdapter,
+    inp: TaskInput,
+    router_url: str,
+    on_progress: OnProgress,
+    deadline_s: float,
+) -> Media | Vectors | Transcript:
+    with anyio.move_on_after(deadline_s):
+        call = adapter.prepare(inp, router_url)
+        while True:
+            reply = await sender.send(call)
+            step = adapter.parse(inp, reply, router_url)
+            match step:
+                case Pending(call=next_call, status=status, queue_position=position, interval_s=interval):
+                    await on_progress(status, position)
+                    if interval > 0:
+                        await anyio.sleep(interval)
+                    call = next_call
+                case Download(call=next_call):
+                    call = next_call
+                case Media() | Vectors() | Transcript():
+                    return step
+    raise UpstreamTimeout(f"the {adapter.provider} job did not finish within {deadline_s:g}s (HFBUS_JOB_TIMEOUT)")
