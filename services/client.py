@@ -1,40 +1,88 @@
-"""The publisher side: `async with HfBus.connect(url) as bus: async for event in bus.chat(messages): ...`."""
+"""The publisher side: `async with HfBus.connect(url) as bus: async for event in bus.chat(messages): ...`.
+
+Every tag has a typed method; each returns a `Stream` you can iterate (chunks, progress, then one result or
+error) or simply await with `.result()`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 import nats
 from nats.aio.client import Client as NATS
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from schemas import ChatMessage, ChatOutput, ChatRequest, ChatResult, Chunk, Error, Subjects, Tag
+from schemas import (
+    ChatMessage,
+    ChatOutput,
+    ChatRequest,
+    ChatResult,
+    Error,
+    Progress,
+    RequestBase,
+    Result,
+    Subjects,
+    Tag,
+)
+from schemas.audio import Sound2TextOutput, Sound2TextRequest, Text2SoundOutput, Text2SoundRequest, TranscriptResult
 from schemas.codec import JSON_CODEC
+from schemas.images import ImageOutput, Pic2PicRequest, Text2PicRequest
+from schemas.media import MediaInput, MediaRef, MediaResult
+from schemas.models import ModelsReply, ModelsRequest
 from schemas.subjects import MSG_ID
+from schemas.vectorize import VectorizeOutput, VectorizeRequest, VectorizeResult
+from schemas.video import Pic2VidRequest, Text2VidRequest, VideoOutput
 
 Mode = Literal["core", "durable"]
 MessageLike = ChatMessage | dict[str, Any]
+MediaLike = MediaInput | bytes | str | Path
+"""An https URL (str), a local file (Path), raw bytes, or a ready `MediaInput`."""
+R = TypeVar("R", bound=Result)
+OnProgress = Callable[[Progress], Awaitable[None] | None]
 
 
 class BusTimeout(TimeoutError):
     """No output arrived within the wait; the request may still be running."""
 
 
-class ChatStream:
-    """The outputs of one chat request, in order; iterate it once. `cancel()` stops the upstream call."""
+class RequestFailed(RuntimeError):
+    """The request ended with an `error` output; `.error` has its code, message and upstream status."""
 
-    def __init__(self, bus: HfBus, request: ChatRequest, tag: Tag, first_timeout: float, idle_timeout: float) -> None:
+    def __init__(self, error: Error) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error
+
+
+class Stream(Generic[R]):
+    """The outputs of one request, in order; iterate it once, or await `result()`."""
+
+    def __init__(
+        self,
+        bus: HfBus,
+        tag: Tag,
+        request: RequestBase,
+        output_type: Any,
+        *,
+        first_timeout: float,
+        idle_timeout: float,
+        on_progress: OnProgress | None = None,
+    ) -> None:
         self.request = request
+        self.result_value: R | None = None
+        self.error: Error | None = None
         self._bus = bus
         self._tag = tag
+        self._output_type = output_type
         self._first_timeout = first_timeout
         self._idle_timeout = idle_timeout
-        self.result: ChatResult | None = None
-        self.error: Error | None = None
+        self._on_progress = on_progress
 
     @property
     def id(self) -> str:
@@ -44,7 +92,7 @@ class ChatStream:
         """Ask the consumer running this request to stop it; it answers with a `cancelled` error."""
         await self._bus.nc.publish(self._bus.subjects.cancel(self.id), b"")
 
-    async def __aiter__(self) -> AsyncIterator[ChatOutput]:
+    async def __aiter__(self) -> AsyncIterator[Any]:
         nc = self._bus.nc
         inbox = nc.new_inbox()
         subscription = await nc.subscribe(inbox)
@@ -58,29 +106,39 @@ class ChatStream:
                 except NatsTimeoutError:
                     raise BusTimeout(f"no output for request {self.id} within {timeout:g}s") from None
                 timeout = self._idle_timeout
-                output = JSON_CODEC.decode(msg.data, ChatOutput)
+                output = JSON_CODEC.decode(msg.data, self._output_type)
                 if output.attempt < attempt:
                     continue  # a late output of an attempt that was already superseded
                 attempt = output.attempt
+                if isinstance(output, Progress) and self._on_progress is not None:
+                    if (pending := self._on_progress(output)) is not None:
+                        await pending
                 yield output
-                if isinstance(output, ChatResult):
-                    self.result = output
-                    return
                 if isinstance(output, Error):
                     self.error = output
+                    return
+                if isinstance(output, Result):
+                    self.result_value = output  # type: ignore[assignment]
                     return
         finally:
             await subscription.unsubscribe()
 
-    async def text(self) -> str:
-        """Wait for the whole answer; raise `RuntimeError` with the error's code and message on failure."""
-        async for output in self:
-            if isinstance(output, Chunk) and output.seq == 0:
-                pass
+    async def result(self) -> R:
+        """Run to the end; the result, or `RequestFailed` carrying the error."""
+        async for _ in self:
+            pass
         if self.error is not None:
-            raise RuntimeError(f"{self.error.code}: {self.error.message}")
-        assert self.result is not None
-        return self.result.text
+            raise RequestFailed(self.error)
+        assert self.result_value is not None
+        return self.result_value
+
+
+class ChatStream(Stream[ChatResult]):
+    """A chat's outputs: chunks, then the result."""
+
+    async def text(self) -> str:
+        """The whole answer; `RequestFailed` on an error."""
+        return (await self.result()).text
 
 
 class HfBus:
@@ -90,6 +148,8 @@ class HfBus:
         self.nc = nc
         self.subjects = subjects
         self.mode = mode
+        self.task_timeout_s = 900.0
+        """How long a non-chat request may go without any output (queued video jobs are slow)."""
 
     @classmethod
     @asynccontextmanager
@@ -120,11 +180,102 @@ class HfBus:
         if isinstance(messages, str):
             messages = [ChatMessage(role="user", content=messages)]
         typed = [m if isinstance(m, ChatMessage) else msgspec.convert(m, ChatMessage) for m in messages]
-        request = ChatRequest(id=request_id or uuid.uuid4().hex, model=model, messages=typed, stream=stream, **options)
+        request = ChatRequest(id=request_id or _new_id(), model=model, messages=typed, stream=stream, **options)
         tag = Tag.PIC2TEXT if vision else Tag.CHAT
-        return ChatStream(self, request, tag, first_timeout, idle_timeout)
+        return ChatStream(self, tag, request, ChatOutput, first_timeout=first_timeout, idle_timeout=idle_timeout)
 
-    async def _send(self, tag: Tag, request: ChatRequest, inbox: str) -> None:
+    def embed(self, texts: str | Sequence[str], *, model: str | None = None, **fields: Any) -> Stream[VectorizeResult]:
+        """Embeddings: one vector per text (`normalize`, `truncate`, `provider`, `options` as keywords)."""
+        request = VectorizeRequest(
+            id=_new_id(), model=model, input=texts if isinstance(texts, str) else list(texts), **fields
+        )
+        return self._task(Tag.VECTORIZE, request, VectorizeOutput, None)
+
+    def image(
+        self, prompt: str, *, model: str | None = None, on_progress: OnProgress | None = None, **fields: Any
+    ) -> Stream[MediaResult]:
+        """text2pic: `width`, `height`, `steps`, `guidance_scale`, `seed`, `negative_prompt`, `provider`."""
+        request = Text2PicRequest(id=_new_id(), model=model, prompt=prompt, **fields)
+        return self._task(Tag.TEXT2PIC, request, ImageOutput, on_progress)
+
+    def edit(
+        self,
+        image: MediaLike,
+        prompt: str,
+        *,
+        model: str | None = None,
+        on_progress: OnProgress | None = None,
+        **fields: Any,
+    ) -> Stream[MediaResult]:
+        """pic2pic: an edited image."""
+        request = Pic2PicRequest(id=_new_id(), model=model, image=media_input(image), prompt=prompt, **fields)
+        return self._task(Tag.PIC2PIC, request, ImageOutput, on_progress)
+
+    def video(
+        self, prompt: str, *, model: str | None = None, on_progress: OnProgress | None = None, **fields: Any
+    ) -> Stream[MediaResult]:
+        """text2vid: a queued job; `on_progress` sees each progress output."""
+        request = Text2VidRequest(id=_new_id(), model=model, prompt=prompt, **fields)
+        return self._task(Tag.TEXT2VID, request, VideoOutput, on_progress)
+
+    def animate(
+        self,
+        image: MediaLike,
+        prompt: str | None = None,
+        *,
+        model: str | None = None,
+        on_progress: OnProgress | None = None,
+        **fields: Any,
+    ) -> Stream[MediaResult]:
+        """pic2vid: an image animated into a video."""
+        request = Pic2VidRequest(id=_new_id(), model=model, image=media_input(image), prompt=prompt, **fields)
+        return self._task(Tag.PIC2VID, request, VideoOutput, on_progress)
+
+    def transcribe(
+        self, audio: MediaLike, *, model: str | None = None, on_progress: OnProgress | None = None, **fields: Any
+    ) -> Stream[TranscriptResult]:
+        """sound2text: the text (and segments) of an audio file."""
+        request = Sound2TextRequest(id=_new_id(), model=model, audio=media_input(audio), **fields)
+        return self._task(Tag.SOUND2TEXT, request, Sound2TextOutput, on_progress)
+
+    def speak(
+        self, text: str, *, model: str | None = None, on_progress: OnProgress | None = None, **fields: Any
+    ) -> Stream[MediaResult]:
+        """text2sound: speech audio."""
+        request = Text2SoundRequest(id=_new_id(), model=model, text=text, **fields)
+        return self._task(Tag.TEXT2SOUND, request, Text2SoundOutput, on_progress)
+
+    async def models(self, tag: Tag | str | None = None, *, wait_s: float = 5.0) -> ModelsReply:
+        """The model catalog (for model pickers), optionally of one tag."""
+        request = ModelsRequest(tag=Tag(tag) if tag is not None else None)
+        reply = await self.nc.request(self.subjects.models, JSON_CODEC.encode(request), timeout=wait_s)
+        return JSON_CODEC.decode_as(reply.data, ModelsReply)
+
+    async def download(self, ref: MediaRef) -> bytes:
+        """A result's media bytes (inline or from the object store), checked against its sha256."""
+        if ref.data is not None:
+            data = ref.data
+        elif ref.bucket is None:
+            raise ValueError(f"{ref.name} has neither inline data nor a bucket")
+        else:
+            store = await self.nc.jetstream().object_store(ref.bucket)
+            data = (await store.get(ref.name)).data or b""
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise ValueError(f"{ref.name}: sha256 mismatch")
+        return data
+
+    def _task(self, tag: Tag, request: RequestBase, output_type: Any, on_progress: OnProgress | None) -> Stream[Any]:
+        return Stream(
+            self,
+            tag,
+            request,
+            output_type,
+            first_timeout=self.task_timeout_s,
+            idle_timeout=self.task_timeout_s,
+            on_progress=on_progress,
+        )
+
+    async def _send(self, tag: Tag, request: RequestBase, inbox: str) -> None:
         subject = self.subjects.request(tag)
         if self.mode == "durable":
             # A stored request keeps no NATS reply subject, so the inbox travels in the body.
@@ -134,9 +285,26 @@ class HfBus:
             await self.nc.publish(subject, JSON_CODEC.encode(request), reply=inbox)
 
 
+def media_input(media: MediaLike) -> MediaInput:
+    """A `MediaInput` from an https URL, a local file, or bytes."""
+    if isinstance(media, MediaInput):
+        return media
+    if isinstance(media, bytes):
+        return MediaInput(data=media)
+    if isinstance(media, str) and media.startswith(("https://", "http://")):
+        return MediaInput(url=media)
+    path = Path(media)
+    content_type = mimetypes.guess_type(path.name)[0]
+    return MediaInput(data=path.read_bytes(), content_type=content_type)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
 async def _detect_mode(nc: NATS, subjects: Subjects) -> Mode:
     try:
         await nc.jetstream().find_stream_name_by_subject(subjects.request(Tag.CHAT))
-    except Exception:  # no JetStream, or no stream for our subjects: core mode
+    except Exception:
         return "core"
     return "durable"
