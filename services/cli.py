@@ -7,15 +7,20 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
-from schemas import ChatResult, Chunk, Error
+from schemas import ChatResult, Chunk, Error, Progress
 from services import __version__
 from services.settings import Secret, Settings, SettingsError, parse_tags
+
+if TYPE_CHECKING:
+    from services.client import HfBus, Stream
 
 logger = logging.getLogger("hfbus")
 
@@ -74,6 +79,33 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--image", help="an image URL: sends a vision request to pic2text")
     chat.set_defaults(command=_chat)
+
+    embed = commands.add_parser("embed", help="embeddings of one or more texts (prints JSON vectors)")
+    embed.add_argument("texts", nargs="+")
+    embed.set_defaults(command=_publish, tag="vectorize")
+
+    media_commands = [
+        ("image", "text2pic", "generate an image from a prompt", ("prompt",)),
+        ("video", "text2vid", "generate a video from a prompt (a queued job: shows progress)", ("prompt",)),
+        ("edit", "pic2pic", "edit an image (file or https URL) with a prompt", ("image", "prompt")),
+        ("animate", "pic2vid", "animate an image (file or https URL) into a video", ("image", "prompt")),
+        ("transcribe", "sound2text", "transcribe an audio file or https URL", ("audio",)),
+        ("speak", "text2sound", "speak a text into an audio file", ("text",)),
+    ]
+    for name, tag, text, positionals in media_commands:
+        command = commands.add_parser(name, help=text)
+        for positional in positionals:
+            command.add_argument(positional, nargs="?" if positional == "prompt" and tag == "pic2vid" else None)
+        command.add_argument("-o", "--output", help="where to write the media (default: <tag>-<id>.<ext>)")
+        command.set_defaults(command=_publish, tag=tag)
+    for sub in commands.choices.values():
+        if sub.get_default("command") is _publish:
+            sub.add_argument("--model")
+            sub.add_argument("--provider", help="pin a provider, e.g. fal-ai")
+
+    models = commands.add_parser("models", help="list the model catalog")
+    models.add_argument("--tag")
+    models.set_defaults(command=_models)
     return parser
 
 
@@ -184,6 +216,83 @@ def _chat(args: argparse.Namespace, settings: Settings) -> None:
         return 0
 
     sys.exit(anyio.run(chat))
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> None:
+    """Every non-chat publisher command: send, show progress on stderr, print or save the result."""
+    from schemas.audio import TranscriptResult
+    from schemas.media import MediaResult
+    from schemas.vectorize import VectorizeResult
+    from services.client import HfBus, RequestFailed
+
+    def show_progress(progress: Progress) -> None:
+        where = f", queue position {progress.queue_position}" if progress.queue_position is not None else ""
+        sys.stderr.write(f"\r{progress.status}{where} ({progress.elapsed_s:.1f}s)   ")
+
+    async def publish() -> int:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+            stream = _start(bus, args, show_progress)
+            try:
+                result = await stream.result()
+            except RequestFailed as failed:
+                sys.stderr.write(f"\nerror {failed.error.code}: {failed.error.message}\n")
+                return 1
+            sys.stderr.write("\r")
+            if isinstance(result, VectorizeResult):
+                sys.stdout.write(msgspec.json.encode(result.vectors).decode() + "\n")
+            elif isinstance(result, TranscriptResult):
+                sys.stdout.write(result.text + "\n")
+            elif isinstance(result, MediaResult):
+                for ref in result.media:
+                    data = await bus.download(ref)
+                    target = Path(args.output or f"{args.tag}-{stream.id}.{ref.name.rsplit('.', 1)[-1]}")
+                    await anyio.Path(target).write_bytes(data)
+                    sys.stdout.write(f"{target} ({ref.content_type}, {ref.size} bytes, sha256 {ref.sha256[:12]}…)\n")
+            sys.stderr.write(f"[{result.model} via {result.provider}; cost {_usd(result.cost_usd)}]\n")
+        return 0
+
+    sys.exit(anyio.run(publish))
+
+
+def _start(bus: HfBus, args: argparse.Namespace, on_progress: Callable[[Progress], None]) -> Stream[Any]:
+    pin = {"provider": args.provider} if args.provider else {}
+    match args.tag:
+        case "vectorize":
+            return bus.embed(args.texts, model=args.model, **pin)
+        case "text2pic":
+            return bus.image(args.prompt, model=args.model, on_progress=on_progress, **pin)
+        case "text2vid":
+            return bus.video(args.prompt, model=args.model, on_progress=on_progress, **pin)
+        case "pic2pic":
+            return bus.edit(_media_arg(args.image), args.prompt, model=args.model, on_progress=on_progress, **pin)
+        case "pic2vid":
+            return bus.animate(_media_arg(args.image), args.prompt, model=args.model, on_progress=on_progress, **pin)
+        case "sound2text":
+            return bus.transcribe(_media_arg(args.audio), model=args.model, on_progress=on_progress, **pin)
+        case _:
+            return bus.speak(args.text, model=args.model, on_progress=on_progress, **pin)
+
+
+def _media_arg(value: str) -> str | Path:
+    return value if value.startswith("https://") else Path(value)
+
+
+def _usd(cost: float | None) -> str:
+    return "unknown" if cost is None else f"${cost:.6f}"
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> None:
+    from services.client import HfBus
+
+    async def show() -> None:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+            reply = await bus.models(args.tag)
+        for model in reply.models:
+            prices = ", ".join(f"{unit} {price}" for unit, price in model.prices.items())
+            mark = "*" if model.default else " "
+            sys.stdout.write(f"{mark} {model.tag:<10} {model.name:<22} {model.hf_model:<40} {prices}\n")
+
+    anyio.run(show)
 
 
 def _loop_options() -> dict[str, bool]:
