@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # One access line per upstream call of the simulated router drowns the consumers' own log.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         args.command(args, settings)
     except KeyboardInterrupt:
@@ -134,7 +136,15 @@ def _dev(args: argparse.Namespace, settings: Settings) -> None:
         if settings.hf_token is None:
             router = FakeRouter(token=OFFLINE_TOKEN, pace_s=0.03, first_token_s=0.15)
             runner, port = await serve(router)
-            settings = replace(settings, router_url=f"http://127.0.0.1:{port}", hf_token=_offline_secret())
+            url = f"http://127.0.0.1:{port}"
+            # The simulated router is also the Hub and the media CDN, on loopback over http.
+            settings = replace(
+                settings,
+                router_url=url,
+                hub_url=url,
+                media_allow_hosts=frozenset({"127.0.0.1"}),
+                hf_token=_offline_secret(),
+            )
             sys.stderr.write(_BANNER.format(url=settings.router_url))
         try:
             await App(settings).run(handle_signals=True)

@@ -56,6 +56,8 @@ def settings(nats_server: natsserver.NatsServer, router: FakeRouter, prefix: str
         nats_url=nats_server.url,
         hf_token=Secret(HF_TOKEN),
         router_url=router.url,
+        hub_url=router.url,
+        media_allow_hosts=frozenset({"127.0.0.1"}),
         mode="core",
         prefix=prefix,
         first_token_timeout_s=2.0,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import chat
+from . import chat, hub, jobs, media, oneshot
 from .faults import Fault
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,21 @@ class FakeRouter:
         self.shutting_down = False
         self.url = ""
         """Base URL once served (what HF_ROUTER_URL should be)."""
+        self.models: dict[str, hub.HubModel] = dict(hub.MODELS)
+        """The Hub mapping table; provider routes answer 404 for model ids it does not name."""
+        self.poll_faults: deque[Fault] = deque()
+        """Faults for the next status/result GETs of job flows, ahead of `faults`."""
+        self.cdn_faults: deque[Fault] = deque()
+        """Faults for the next CDN downloads; `faults` never reach the CDN."""
+        self.job_polls = 2
+        """Status polls a new job answers "not done" before it completes."""
+        self.job_fail_next = False
+        """Make the next submitted job (fal queue, Replicate, WaveSpeed, Together video) end in its failed state."""
+        self.replicate_ready = True
+        """False: Replicate answers 201 with `output: null`, as when `Prefer: wait` ran out."""
+        self.jobs: dict[str, media.Job] = {}
+        self.cancelled_jobs: list[str] = []
+        """Ids of fal queue requests cancelled through their cancel_url."""
         self.app = self._build_app()
 
     def reset(self) -> None:
@@ -102,6 +117,9 @@ class FakeRouter:
         app = web.Application(middlewares=[record], client_max_size=_MAX_BODY)
         app.on_shutdown.append(stop)
         chat.add_routes(app, self)
+        media.add_routes(app, self)
+        oneshot.add_routes(app, self)
+        jobs.add_routes(app, self)
         return app
 
 
