@@ -13,6 +13,8 @@ MSG_ID = "Nats-Msg-Id"
 """JetStream's dedupe header; hfbus publishers set it to the request id."""
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+DEAD_REASON = "Hfbus-Dead-Reason"
+DEAD_DELIVERIES = "Hfbus-Deliveries"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,22 @@ class Subjects:
     @property
     def cancel_all(self) -> str:
         return f"{self.prefix}.cancel.*"
+
+    def dead(self, tag: Tag) -> str:
+        """Where requests that could not be completed are copied, with the reason in headers."""
+        return f"{self.prefix}.dead.{tag}"
+
+    @property
+    def dead_all(self) -> str:
+        return f"{self.prefix}.dead.>"
+
+    @property
+    def dead_stream(self) -> str:
+        return f"{self.stream}_DEAD"
+
+    def max_deliveries_advisory(self, tag: Tag) -> str:
+        """JetStream's advisory when a request of `tag` used up its deliveries without being settled."""
+        return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.stream}.{self.durable(tag)}"
 
     @property
     def models(self) -> str:

@@ -19,7 +19,7 @@ from services.bus import connect
 from services.catalog import Catalog
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
-from services.jetstream import ensure_stream
+from services.jetstream import ensure_dead_letter_stream, ensure_stream
 from services.media_store import MediaStore
 from services.runtime import Deps, InFlight, TagRunner
 from services.settings import Settings
@@ -52,6 +52,7 @@ class App:
             upstream = await stack.enter_async_context(HfClient(settings))
             if settings.mode == "durable":
                 await ensure_stream(nc, settings)
+                await ensure_dead_letter_stream(nc, settings)
             media = MediaStore(nc, settings, upstream)
             if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
                 await media.open()

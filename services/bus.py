@@ -77,9 +77,9 @@ class Delivery:
         if self.durable:
             await self.msg.ack()
 
-    async def nak(self) -> None:
+    async def nak(self, delay: float | None = None) -> None:
         if self.durable:
-            await self.msg.nak()
+            await self.msg.nak(delay=delay)
 
     async def term(self) -> None:
         if self.durable:

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(command=_dev)
 
     router = commands.add_parser("fake-router", help="serve the simulated HF router on 127.0.0.1")
+    router.add_argument("--host", default="127.0.0.1", help="0.0.0.0 inside a container")
     router.add_argument("--port", type=int, default=8089)
     router.add_argument("--pace", type=float, default=0.02, help="seconds between tokens")
     router.set_defaults(command=_fake_router)
@@ -177,8 +178,11 @@ def _fake_router(args: argparse.Namespace, settings: Settings) -> None:
     from services.fake_router import FakeRouter, serve
 
     async def serve_forever() -> None:
-        runner, port = await serve(FakeRouter(pace_s=args.pace), port=args.port)
-        sys.stderr.write(f"simulated HF router on http://127.0.0.1:{port} (HF_ROUTER_URL)\n")
+        router = FakeRouter(pace_s=args.pace)
+        runner, port = await serve(router, host=args.host, port=args.port)
+        if args.host == "0.0.0.0":
+            router.url = ""  # media links then follow the Host the caller used, not an unroutable 0.0.0.0
+        sys.stderr.write(f"simulated HF router on http://{args.host}:{port} (HF_ROUTER_URL)\n")
         try:
             await anyio.sleep_forever()
         finally:

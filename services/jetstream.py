@@ -44,6 +44,29 @@ async def ensure_stream(nc: NATS, settings: Settings) -> None:
         await js.update_stream(config)
 
 
+DEAD_LETTER_MAX_AGE_S = 7 * 24 * 3600.0
+
+
+async def ensure_dead_letter_stream(nc: NATS, settings: Settings) -> None:
+    """A plain (limits) stream keeping dead-lettered requests for a week, for inspection and replay."""
+    subjects = settings.subjects
+    config = api.StreamConfig(
+        name=subjects.dead_stream,
+        subjects=[subjects.dead_all],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_age=DEAD_LETTER_MAX_AGE_S,
+        num_replicas=settings.replicas,
+    )
+    js = nc.jsm()
+    try:
+        await js.add_stream(config)
+    except BadRequestError as err:
+        if err.err_code != _STREAM_IN_USE:
+            raise
+        await js.update_stream(config)
+
+
 async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
     """Create (or update) the tag's durable pull consumer shared by every instance."""
     subjects = settings.subjects

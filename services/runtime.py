@@ -19,13 +19,23 @@ from typing import Any
 
 import anyio
 import msgspec
+import orjson
 from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from schemas import Chunk, Error, Progress, Tag
 from schemas.codec import Codec, codec_for
 from schemas.common import JsonObject
-from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from schemas.subjects import (
+    CONTENT_TYPE,
+    DEAD_DELIVERIES,
+    DEAD_REASON,
+    MSG_ID,
+    MSGPACK,
+    SERVICE_ERROR,
+    SERVICE_ERROR_CODE,
+)
 from services.bus import Delivery, Intake
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError, UnknownModel
@@ -211,6 +221,7 @@ class Counters:
     failed: int = 0
     rejected: int = 0
     redelivered: int = 0
+    dead_lettered: int = 0
 
 
 class TagRunner:
@@ -244,6 +255,7 @@ class TagRunner:
         async with anyio.create_task_group() as workers:
             if self._durable:
                 workers.start_soon(self._heartbeat)
+                workers.start_soon(self._watch_max_deliveries)
             with self._intake_scope:
                 async with intake.open(lambda: self._slots.value) as deliveries:
                     task_status.started()
@@ -289,22 +301,62 @@ class TagRunner:
             kind = "msgpack" if codec.content_type == MSGPACK else "JSON"
             raise InvalidRequest(f"{self.tag} request is not valid {kind}: {exc}") from None
 
-    async def _reject(self, delivery: Delivery, codec: Codec, err: ServiceError) -> None:
-        """Answer an undecodable request with one error, addressed as well as its bytes allow."""
-        self.counters.rejected += 1
+    def _address(self, data: bytes, codec: Codec, reply: str | None) -> tuple[str, str]:
+        """(request id, reply subject) of a request we cannot decode fully, as well as its bytes allow."""
         envelope = _Envelope()
         try:
             decoder = _msgpack_envelope if codec.content_type == MSGPACK else _json_envelope
-            envelope = decoder.decode(delivery.data)
+            envelope = decoder.decode(data)
         except msgspec.DecodeError:
             pass
         request_id = envelope.id if isinstance(envelope.id, str) and _is_token(envelope.id) else ""
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
-        subject = delivery.reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
+        return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
+
+    async def _reject(self, delivery: Delivery, codec: Codec, err: ServiceError) -> None:
+        """Answer an undecodable request with one error; a retry could not help, so it is terminated."""
+        self.counters.rejected += 1
+        request_id, subject = self._address(delivery.data, codec, delivery.reply)
         outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         await outputs.error(err, core_request=delivery.reply is not None)
         await delivery.term()
+
+    async def give_up(self, data: bytes, headers: dict[str, str] | None, deliveries: int, reason: str) -> None:
+        """A request used up its deliveries: one `internal` error to its caller, a copy to the dead letters."""
+        codec = codec_for(headers)
+        request_id, subject = self._address(data, codec, None)
+        outputs = Outputs(self, self._nc, subject, codec, request_id, deliveries)
+        message = f"gave up after {deliveries} deliveries: {reason}"
+        logger.error("%s request %r: %s", self.tag, request_id, message)
+        await outputs.error(Internal(message), core_request=False)
+        self.counters.dead_lettered += 1
+        dead_headers = {**(headers or {}), DEAD_REASON: reason[:500], DEAD_DELIVERIES: str(deliveries)}
+        dead_headers.pop(MSG_ID, None)  # the dead-letter stream must keep every copy, not dedupe them
+        try:
+            await self._nc.jetstream().publish(self._settings.subjects.dead(self.tag), data, headers=dead_headers)
+        except Exception:
+            logger.exception("could not copy %s request %r to the dead letters", self.tag, request_id)
+
+    async def _watch_max_deliveries(self) -> None:
+        """JetStream stops redelivering a request whose consumers kept dying; answer it and dead-letter it."""
+        subjects = self._settings.subjects
+        advisories = await self._nc.subscribe(
+            subjects.max_deliveries_advisory(self.tag), queue=f"hfbus.dead.{self.tag}"
+        )
+        jsm = self._nc.jsm()
+        try:
+            async for advisory in advisories.messages:
+                try:
+                    event = orjson.loads(advisory.data)
+                    seq, deliveries = int(event["stream_seq"]), int(event["deliveries"])
+                    stored = await jsm.get_msg(subjects.stream, seq)
+                except (orjson.JSONDecodeError, KeyError, ValueError, NotFoundError):
+                    continue  # already settled or removed: nothing left to answer
+                await self.give_up(stored.data or b"", stored.headers, deliveries, "its consumer never finished it")
+                await jsm.delete_msg(subjects.stream, seq)
+        finally:
+            await advisories.unsubscribe()
 
     async def _process(self, delivery: Delivery) -> None:
         codec = codec_for(delivery.headers)
@@ -339,10 +391,15 @@ class TagRunner:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._shutdown_cut(delivery, outputs, core_request)
             raise
-        except Exception:
+        except Exception as exc:
             logger.exception("%s request %s failed with an unexpected error", self.tag, request_id)
-            if self._durable and attempt < self._settings.max_deliver and not outputs.final_sent:
-                await delivery.nak()
+            if self._durable and not outputs.final_sent:
+                if attempt < self._settings.max_deliver:
+                    # Back off a little so a crash loop does not spin; another instance may take it.
+                    await delivery.nak(delay=min(attempt, 5))
+                else:
+                    await self.give_up(delivery.data, delivery.headers, attempt, f"the consumer crashed ({exc!r})")
+                    await delivery.term()
                 return
             failure = Internal("internal error in the consumer; the request was not completed")
         finally:

@@ -144,3 +144,14 @@ def assert_well_formed(outputs: list[Any]) -> None:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Fail any test whose captured logs or output contain the HF token: secrets never reach a log line."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    leaked = [name for name, text in report.sections if HF_TOKEN in text]
+    if leaked and report.passed:
+        report.outcome = "failed"
+        report.longrepr = f"the HuggingFace token appeared in captured output: {', '.join(leaked)}"

