@@ -12,6 +12,7 @@ from schemas import Subjects, Tag
 
 Mode = Literal["core", "durable"]
 
+
 class Secret:
     """A credential that shows as `***` in every repr, str, log line and traceback."""
 
