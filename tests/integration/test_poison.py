@@ -1,0 +1,77 @@
+"""Poison requests: one error to the caller after max_deliver, a copy in the dead letters, no endless loop."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import pytest
+
+from schemas import ChatRequest, Error, ErrorCode, Tag
+from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
+from services.client import HfBus
+from services.fake_router import FakeRouter
+from services.handlers import HANDLERS, HandlerSpec
+from services.runtime import TagRunner
+from services.settings import Settings
+from tests.conftest import eventually, running
+
+pytestmark = pytest.mark.integration
+
+
+async def crash(request: ChatRequest, ctx: Any) -> None:
+    raise RuntimeError("a bug that hits this request every time")
+
+
+async def hang(request: ChatRequest, ctx: Any) -> None:
+    await anyio.sleep_forever()
+
+
+async def no_heartbeat(self: TagRunner) -> None:
+    await anyio.sleep_forever()
+
+
+async def test_a_request_that_crashes_every_delivery_ends_with_one_error_and_is_dead_lettered(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, crash))
+    settings = replace(settings, mode="durable", max_deliver=3)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        with anyio.fail_after(20):
+            outputs = [o async for o in bus.chat("poison")]
+        counters = app.runners[Tag.CHAT].counters
+        dead = await bus.nc.jsm().get_last_msg(settings.subjects.dead_stream, settings.subjects.dead(Tag.CHAT))
+        backlog = (await bus.nc.jsm().stream_info(settings.subjects.stream)).state.messages
+
+    assert len(outputs) == 1
+    error = outputs[0]
+    assert isinstance(error, Error) and error.code == ErrorCode.INTERNAL
+    assert error.attempt == 3 and "gave up after 3 deliveries" in error.message
+    assert counters.dead_lettered == 1 and counters.redelivered == 2
+    assert dead.headers is not None and dead.headers[DEAD_DELIVERIES] == "3"
+    assert "crashed" in dead.headers[DEAD_REASON]
+    assert b'"poison"' in (dead.data or b"")
+    assert backlog == 0, "the poison request left the work queue"
+
+
+async def test_a_request_whose_consumers_never_finish_is_answered_when_jetstream_gives_up(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Consumers that die mid-request look like this to JetStream: no ack, no heartbeat, redelivery after ack_wait.
+    monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, hang))
+    monkeypatch.setattr(TagRunner, "_heartbeat", no_heartbeat)
+    settings = replace(settings, mode="durable", max_deliver=2, ack_wait_s=1.0, shutdown_grace_s=0.5)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        with anyio.fail_after(20):
+            outputs = [o async for o in bus.chat("never finishes")]
+        await eventually(lambda: app.runners[Tag.CHAT].counters.dead_lettered == 1)
+        dead = await bus.nc.jsm().get_last_msg(settings.subjects.dead_stream, settings.subjects.dead(Tag.CHAT))
+        backlog = (await bus.nc.jsm().stream_info(settings.subjects.stream)).state.messages
+
+    assert len(outputs) == 1
+    error = outputs[0]
+    assert isinstance(error, Error) and error.code == ErrorCode.INTERNAL
+    assert "gave up after 2 deliveries" in error.message
+    assert dead.headers is not None and "never finished" in dead.headers[DEAD_REASON]
+    assert backlog == 0
