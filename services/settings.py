@@ -89,6 +89,9 @@ class Settings:
     dedupe_window_s: float = 120.0
     mapping_ttl_s: float = 600.0
     """How long a model's Hub provider mapping is trusted before it is fetched again."""
+    cooldown_after: int = 3
+    """Consecutive failures (after retries) that set a provider aside for `cooldown_s`."""
+    cooldown_s: float = 30.0
     job_timeout_s: float = 900.0
     """Overall deadline of a queued media job (submit, polls, result, download)."""
     max_media_bytes: int = 100 * 1024 * 1024
@@ -147,6 +150,8 @@ class Settings:
             replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
             dedupe_window_s=reader.seconds("HFBUS_DEDUPE_WINDOW", defaults.dedupe_window_s),
             mapping_ttl_s=reader.seconds("HFBUS_MAPPING_TTL", defaults.mapping_ttl_s),
+            cooldown_after=reader.integer("HFBUS_COOLDOWN_AFTER", defaults.cooldown_after),
+            cooldown_s=reader.seconds("HFBUS_COOLDOWN", defaults.cooldown_s),
             job_timeout_s=reader.seconds("HFBUS_JOB_TIMEOUT", defaults.job_timeout_s),
             max_media_bytes=reader.integer("HFBUS_MAX_MEDIA_BYTES", defaults.max_media_bytes),
             inline_media_bytes=reader.integer("HFBUS_INLINE_MEDIA_BYTES", defaults.inline_media_bytes, minimum=0),

@@ -18,6 +18,7 @@ from schemas import ChatRequest
 from services.errors import ServiceError, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
 from services.hf.chat import chat_body, fold_events, parse_completion
+from services.hf.cooldown import Cooldowns
 from services.hf.errors import error_for_status
 from services.hf.fetch import PublicOnlyResolver, fetch
 from services.hf.mapping import ProviderMapping, ProviderRoute
@@ -50,6 +51,7 @@ class HfClient:
         self._session: aiohttp.ClientSession | None = None
         self._media_session: aiohttp.ClientSession | None = None
         self.mapping = ProviderMapping(self._hub_get, settings.mapping_ttl_s)
+        self.cooldowns = Cooldowns(threshold=settings.cooldown_after, cooldown_s=settings.cooldown_s)
         self.retries = 0
         """Upstream calls repeated after a transient failure, since start."""
 
@@ -130,7 +132,9 @@ class HfClient:
     async def run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
         """Run a non-chat task on the model's providers; see `services.hf.tasks`."""
         settings = self._settings
-        return await run_task(self, settings.router_url, template, pinned, on_progress, settings.job_timeout_s)
+        return await run_task(
+            self, settings.router_url, template, pinned, on_progress, settings.job_timeout_s, self.cooldowns
+        )
 
     async def _hub_get(self, path: str) -> bytes | None:
         call = HttpCall("GET", f"{self._settings.hub_url}{path}", {})

@@ -9,7 +9,8 @@ from typing import Protocol
 
 import anyio
 
-from services.errors import UpstreamTimeout, UpstreamUnavailable
+from services.errors import RateLimited, UpstreamTimeout, UpstreamUnavailable
+from services.hf.cooldown import Cooldowns
 from services.hf.mapping import ProviderRoute, choose
 from services.hf.providers import (
     PROVIDERS,
@@ -50,21 +51,35 @@ def supports(provider: str, task: str) -> bool:
 
 
 async def run_task(
-    sender: Sender, router_url: str, template: TaskInput, pinned: str | None, on_progress: OnProgress, deadline_s: float
+    sender: Sender,
+    router_url: str,
+    template: TaskInput,
+    pinned: str | None,
+    on_progress: OnProgress,
+    deadline_s: float,
+    cooldowns: Cooldowns,
 ) -> TaskOutcome:
-    """Run the task on the pinned provider, or on each live provider in turn while they are unavailable."""
+    """Run the task on the pinned provider, or on each live provider in turn while they are unavailable.
+
+    Providers that failed several times in a row go last for a while (`Cooldowns`).
+    """
     routes = await sender.routes(template.hf_model)
     candidates = choose(template.hf_model, routes, template.task, pinned, lambda p: supports(p, template.task))
+    order = cooldowns.order([r.provider for r in candidates])
+    candidates.sort(key=lambda r: order.index(r.provider))
     for index, route in enumerate(candidates):
         inp = replace(template, provider_model=route.provider_model)
         try:
             adapter = get_adapter(route.provider, template.task)
             output = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
-            return TaskOutcome(output, route.provider)
-        except UpstreamUnavailable as err:
+        except (UpstreamUnavailable, RateLimited) as err:
+            cooldowns.failed(route.provider)
             if index == len(candidates) - 1:
                 raise
             logger.warning("%s unavailable for %s (%s); falling back", route.provider, template.hf_model, err.message)
+            continue
+        cooldowns.succeeded(route.provider)
+        return TaskOutcome(output, route.provider)
     raise AssertionError("choose() never returns an empty list")
 
 

@@ -246,3 +246,25 @@ async def test_core_mode_without_jetstream_refuses_large_media_as_too_large(
     assert isinstance(inline, MediaResult)
     (ref,) = inline.media
     assert ref.bucket is None and ref.data is not None and sniff(ref.data) == "image/png"
+
+
+async def test_a_provider_that_keeps_failing_is_cooled_down(settings: Settings, router: FakeRouter) -> None:
+    settings = replace(settings, max_retries=0, cooldown_after=2, cooldown_s=60)
+
+    def providers_called() -> list[str]:
+        return [r.path.split("/")[1] for r in router.requests if not r.path.startswith(("/cdn/", "/api/"))]
+
+    async with running(settings):
+        first = (await run(settings, "text2pic", FLUX))[-1]
+        assert isinstance(first, MediaResult)
+        for _ in range(2):
+            router.reset()
+            router.faults.append(Fault.status(503, body=b'{"error":"down"}'))
+            fell_back = (await run(settings, "text2pic", FLUX))[-1]
+            assert isinstance(fell_back, MediaResult) and fell_back.provider != first.provider
+            assert providers_called()[0] == first.provider
+        router.reset()
+        cooled = (await run(settings, "text2pic", FLUX))[-1]
+
+    assert isinstance(cooled, MediaResult)
+    assert first.provider not in providers_called(), "a cooled-down provider is not tried first"
