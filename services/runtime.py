@@ -252,29 +252,32 @@ class TagRunner:
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until `stop()`, then finish in-flight work within the grace period."""
         intake = Intake(self._nc, self._settings, self.tag)
-        async with anyio.create_task_group() as workers:
+        async with anyio.create_task_group() as background:
             if self._durable:
-                workers.start_soon(self._heartbeat)
-                workers.start_soon(self._watch_max_deliveries)
-            with self._intake_scope:
-                async with intake.open(lambda: self._slots.value) as deliveries:
-                    task_status.started()
-                    iterator = aiter(deliveries)
-                    while True:
-                        await self._slots.acquire()
-                        try:
-                            delivery = await anext(iterator)
-                        except StopAsyncIteration:
-                            break
-                        workers.start_soon(self._run, delivery)
-            # The task group exits when the last request ends, or cancels the rest at the deadline.
-            workers.cancel_scope.deadline = anyio.current_time() + self._settings.shutdown_grace_s
-            self._stopping = True
+                background.start_soon(self._heartbeat)
+                background.start_soon(self._watch_max_deliveries)
+            async with anyio.create_task_group() as workers:
+                with self._intake_scope:
+                    async with intake.open(lambda: self._slots.value) as deliveries:
+                        task_status.started()
+                        iterator = aiter(deliveries)
+                        while True:
+                            await self._slots.acquire()
+                            try:
+                                delivery = await anext(iterator)
+                            except StopAsyncIteration:
+                                break
+                            workers.start_soon(self._run, delivery)
+                # The task group exits when the last request ends, or cancels the rest at the deadline.
+                workers.cancel_scope.deadline = anyio.current_time() + self._settings.shutdown_grace_s
+                self._stopping = True
+            # Heartbeats ran until the last request settled; nothing is left for them to do.
+            background.cancel_scope.cancel()
 
     async def _heartbeat(self) -> None:
         # One ticker for all in-flight requests instead of a task each: cheaper at 1,000 streams.
         interval = self._settings.ack_wait_s / 3
-        while not self._stopping:
+        while True:
             await anyio.sleep(interval)
             for entry in list(self._inflight.running.values()):
                 if entry.delivery.durable:

@@ -82,6 +82,7 @@ class Settings:
     retry_base_s: float = 0.5
     retry_max_s: float = 20.0
     shutdown_grace_s: float = 30.0
+    """Seconds in-flight requests get after SIGTERM; 0 hands durable requests back at once."""
     ack_wait_s: float = 30.0
     max_deliver: int = 5
     replicas: int = 1
@@ -144,7 +145,7 @@ class Settings:
             max_retries=reader.integer("HFBUS_MAX_RETRIES", defaults.max_retries, minimum=0),
             retry_base_s=reader.seconds("HFBUS_RETRY_BASE", defaults.retry_base_s),
             retry_max_s=reader.seconds("HFBUS_RETRY_MAX", defaults.retry_max_s),
-            shutdown_grace_s=reader.seconds("HFBUS_SHUTDOWN_GRACE", defaults.shutdown_grace_s),
+            shutdown_grace_s=reader.seconds("HFBUS_SHUTDOWN_GRACE", defaults.shutdown_grace_s, allow_zero=True),
             ack_wait_s=reader.seconds("HFBUS_ACK_WAIT", defaults.ack_wait_s),
             max_deliver=reader.integer("HFBUS_MAX_DELIVER", defaults.max_deliver),
             replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
@@ -187,7 +188,7 @@ class _EnvReader:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
         return value
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self._env.get(name)
         if not raw:
             return default
@@ -195,7 +196,7 @@ class _EnvReader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-        if value <= 0:
+        if value < 0 or (value == 0 and not allow_zero):
             raise SettingsError(f"{name} must be positive, got {value}")
         return value
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import anyio
 import pytest
@@ -15,7 +16,7 @@ from schemas import ChatResult
 from services.client import HfBus
 from services.fake_router import FakeRouter, expected_text
 from services.settings import Mode, Settings
-from tests.conftest import HF_TOKEN, eventually
+from tests.conftest import HF_TOKEN, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +83,27 @@ async def test_sigterm_with_streams_in_flight_finishes_them_and_exits_0(
         assert result.text in {expected_text([{"role": "user", "content": f"stream {i}"}], 40) for i in range(5)}
     assert router.completed_streams == 5
     assert HF_TOKEN.encode() not in log, "the token reached a log line"
+
+
+async def test_a_durable_consumer_stopping_with_no_grace_hands_its_requests_to_another(
+    settings: Settings, router: FakeRouter
+) -> None:
+    router.pace_s = 0.02
+    settings = replace(settings, mode="durable", shutdown_grace_s=0.0, concurrency=4)
+    results: list[object] = []
+    async with running(settings) as leaving, running(settings) as staying:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus, anyio.create_task_group() as tg:
+
+            async def one(i: int) -> None:
+                outputs = [o async for o in bus.chat(f"stream {i}", model="org/model", max_tokens=40)]
+                results.append(outputs[-1])
+
+            for i in range(8):
+                tg.start_soon(one, i)
+            await eventually(lambda: len(leaving.inflight.running) > 0 and router.in_flight >= 8)
+            handed_back = len(leaving.inflight.running)
+            leaving.stop()
+
+    assert len(results) == 8 and all(isinstance(r, ChatResult) for r in results)
+    assert sum(1 for r in results if isinstance(r, ChatResult) and r.attempt == 2) == handed_back
+    assert staying.runners["chat"].counters.redelivered == handed_back
