@@ -44,6 +44,7 @@ from services.handlers._context import R
 from services.hf.client import HfClient
 from services.media_store import MediaStore
 from services.settings import Settings
+from services.tracing import request_trace, span
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,16 @@ class Outputs:
         "runner",
     )
 
-    def __init__(self, runner: TagRunner, nc: NATS, subject: str, codec: Codec, request_id: str, attempt: int) -> None:
+    def __init__(
+        self,
+        runner: TagRunner,
+        nc: NATS,
+        subject: str,
+        codec: Codec,
+        request_id: str,
+        attempt: int,
+        trace_headers: dict[str, str] | None = None,
+    ) -> None:
         self.runner = runner
         self._nc = nc
         self._subject = subject
@@ -130,7 +140,8 @@ class Outputs:
         self._attempt = attempt
         self._seq = 0
         # JSON needs no header; peers that asked in msgpack are told the replies are msgpack too.
-        self._headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else None
+        headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else {}
+        self._headers = {**headers, **trace_headers} if trace_headers else (headers or None)
         self._started = time.monotonic()
         self._last_progress: tuple[str, int | None, float] | None = None
         self.final_sent = False
@@ -192,7 +203,8 @@ class Outputs:
         output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
         self._seq += 1
         self.final_sent = True
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+        with span("publish"):
+            await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
 
     async def error(self, err: ServiceError, *, core_request: bool) -> None:
         output = Error(
@@ -210,7 +222,8 @@ class Outputs:
         if core_request:  # what `nats request` and micro-aware clients look at
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
+        with span("publish"):
+            await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
 
 
 @dataclass(slots=True)
@@ -316,11 +329,13 @@ class TagRunner:
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
         return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
 
-    async def _reject(self, delivery: Delivery, codec: Codec, err: ServiceError) -> None:
+    async def _reject(
+        self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
+    ) -> None:
         """Answer an undecodable request with one error; a retry could not help, so it is terminated."""
         self.counters.rejected += 1
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
-        outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt)
+        outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         await outputs.error(err, core_request=delivery.reply is not None)
         await delivery.term()
@@ -362,18 +377,23 @@ class TagRunner:
             await advisories.unsubscribe()
 
     async def _process(self, delivery: Delivery) -> None:
+        with request_trace(delivery.headers, self.tag, "") as trace_headers:
+            await self._traced(delivery, trace_headers)
+
+    async def _traced(self, delivery: Delivery, trace_headers: dict[str, str] | None) -> None:
         codec = codec_for(delivery.headers)
         try:
-            request = self._decode(delivery, codec)
+            with span("decode"):
+                request = self._decode(delivery, codec)
         except ServiceError as err:
-            await self._reject(delivery, codec, err)
+            await self._reject(delivery, codec, err, trace_headers)
             return
         request_id: str = request.id
         subject = delivery.reply or request.reply_to or self._settings.subjects.out(self.tag, request_id)
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
-        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt)
+        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers)
         core_request = delivery.reply is not None
         if self._inflight.was_cancelled(request_id):
             await self._finish(delivery, outputs, Cancelled("cancelled before it started"), core_request)

@@ -26,6 +26,7 @@ from services.hf.providers import HttpCall, HttpReply, TaskInput
 from services.hf.sse import SseDecoder
 from services.hf.tasks import OnProgress, TaskOutcome, run_task
 from services.settings import Settings
+from services.tracing import span, with_trace
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,11 @@ class HfClient:
         if not call.authenticated:
             body, content_type = await self.fetch_media(call.url, field="provider media")
             return HttpReply(200, {"content-type": content_type or ""}, body, call)
-        return await self._retrying(lambda: self._send_once(call), _Attempts())
+        with span("upstream"):
+            return await self._retrying(lambda: self._send_once(call), _Attempts())
 
     async def _send_once(self, call: HttpCall) -> HttpReply:
-        headers = dict(call.headers)
+        headers = with_trace(dict(call.headers))
         if auth := self._headers.get("Authorization"):
             headers["Authorization"] = auth
         data = call.data
@@ -115,7 +117,9 @@ class HfClient:
             headers.setdefault("Content-Type", "application/json")
         with anyio.move_on_after(self._settings.request_timeout_s):
             try:
-                async with self.session.request(call.method, call.url, data=data, headers=headers) as response:
+                async with self.session.request(
+                    call.method, call.url, data=data, headers=with_trace(headers)
+                ) as response:
                     body = await response.read()
                     if not 200 <= response.status < 300:
                         raise error_for_status(response.status, body, response.headers)
@@ -147,12 +151,14 @@ class HfClient:
         """Stream one completion; a stall before the first token or between reads ends it with `timeout`."""
         body = chat_body(request, model, stream=True)
         attempts = _Attempts()
-        return await self._retrying(lambda: self._stream_once(body, on_delta, attempts), attempts)
+        with span("upstream"):
+            return await self._retrying(lambda: self._stream_once(body, on_delta, attempts), attempts)
 
     async def complete_chat(self, request: ChatRequest, model: str) -> ChatAnswer:
         """One non-streamed completion, bounded by the request timeout."""
         body = chat_body(request, model, stream=False)
-        return await self._retrying(lambda: self._complete_once(body), _Attempts())
+        with span("upstream"):
+            return await self._retrying(lambda: self._complete_once(body), _Attempts())
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: _Attempts) -> T:
         settings = self._settings
@@ -184,7 +190,7 @@ class HfClient:
         finished = False
         with anyio.CancelScope(deadline=now() + self._settings.first_token_timeout_s) as watchdog:
             try:
-                async with self.session.post(self._chat_url, data=body, headers=self._headers) as response:
+                async with self.session.post(self._chat_url, data=body, headers=with_trace(self._headers)) as response:
                     if response.status != 200:
                         raise error_for_status(response.status, await response.read(), response.headers)
                     info = StreamInfo(provider=response.headers.get("x-inference-provider"))
@@ -226,7 +232,7 @@ class HfClient:
         limit = self._settings.request_timeout_s
         with anyio.move_on_after(limit):
             try:
-                async with self.session.post(self._chat_url, data=body, headers=self._headers) as response:
+                async with self.session.post(self._chat_url, data=body, headers=with_trace(self._headers)) as response:
                     payload = await response.read()
                     if response.status != 200:
                         raise error_for_status(response.status, payload, response.headers)
