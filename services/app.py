@@ -17,6 +17,7 @@ from schemas.models import decode_models_request
 from services import __version__
 from services.bus import connect
 from services.catalog import Catalog
+from services.discovery import Discovery
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
 from services.jetstream import ensure_dead_letter_stream, ensure_stream
@@ -86,6 +87,9 @@ class App:
                         runner = TagRunner(nc, settings, tag, HANDLERS[tag], deps, self.inflight)
                         self.runners[tag] = runner
                         await tg.start(runner.serve)
+                    discovery = Discovery(nc, settings, __version__, self.runners)
+                    await discovery.start()
+                    stack.push_async_callback(discovery.stop)
                     await nc.flush()
                     logger.info(
                         "hfbus %s serving %s in %s mode on %s (router %s)",

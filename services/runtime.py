@@ -228,8 +228,13 @@ class Outputs:
 
 @dataclass(slots=True)
 class Counters:
-    """What a runner has done since start; tests and metrics read these."""
+    """What a runner has done since start; tests, metrics and `$SRV.STATS` read these."""
 
+    requests: int = 0
+    """Deliveries processed to the end (any outcome)."""
+    errors: int = 0
+    processing_ns: int = 0
+    last_error: str = ""
     handled: int = 0
     failed: int = 0
     rejected: int = 0
@@ -334,6 +339,7 @@ class TagRunner:
     ) -> None:
         """Answer an undecodable request with one error; a retry could not help, so it is terminated."""
         self.counters.rejected += 1
+        self.counters.last_error = f"{err.code}: {err.message}"[:200]
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
         outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
@@ -377,8 +383,17 @@ class TagRunner:
             await advisories.unsubscribe()
 
     async def _process(self, delivery: Delivery) -> None:
-        with request_trace(delivery.headers, self.tag, "") as trace_headers:
-            await self._traced(delivery, trace_headers)
+        started = time.perf_counter_ns()
+        counters = self.counters
+        failed_before = counters.failed + counters.rejected
+        try:
+            with request_trace(delivery.headers, self.tag, "") as trace_headers:
+                await self._traced(delivery, trace_headers)
+        finally:
+            counters.requests += 1
+            counters.processing_ns += time.perf_counter_ns() - started
+            if counters.failed + counters.rejected > failed_before:
+                counters.errors += 1
 
     async def _traced(self, delivery: Delivery, trace_headers: dict[str, str] | None) -> None:
         codec = codec_for(delivery.headers)
@@ -432,6 +447,7 @@ class TagRunner:
             failure = running.reason
         if failure is not None:
             self.counters.failed += 1
+            self.counters.last_error = f"{failure.code}: {failure.message}"[:200]
             await self._finish(delivery, outputs, failure, core_request)
             return
         self.counters.handled += 1
