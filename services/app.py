@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from schemas import Tag
@@ -22,6 +24,7 @@ from services.handlers import HANDLERS
 from services.hf.client import HfClient
 from services.jetstream import ensure_dead_letter_stream, ensure_stream
 from services.media_store import MediaStore
+from services.observability import HealthServer, Metrics
 from services.runtime import Deps, InFlight, TagRunner
 from services.settings import Settings
 
@@ -35,6 +38,10 @@ class App:
         self.settings = settings
         self.tags = settings.tags or tuple(HANDLERS)
         self.inflight = InFlight()
+        self.metrics = Metrics()
+        self.http_port = 0
+        self.ready = False
+        """True while every runner takes requests: what /readyz reports."""
         self.catalog = Catalog.load()
         self.runners: dict[str, TagRunner] = {}
         self._stop = anyio.Event()
@@ -50,14 +57,18 @@ class App:
         async with AsyncExitStack() as stack:
             nc = await connect(settings, name=f"hfbus {','.join(self.tags)}")
             stack.push_async_callback(nc.drain)
-            upstream = await stack.enter_async_context(HfClient(settings))
+            metrics = self.metrics
+            await stack.enter_async_context(self._health_server(nc))
+            upstream = await stack.enter_async_context(
+                HfClient(settings, on_retry=metrics.retried, on_fallback=metrics.fell_back)
+            )
             if settings.mode == "durable":
                 await ensure_stream(nc, settings)
                 await ensure_dead_letter_stream(nc, settings)
             media = MediaStore(nc, settings, upstream)
             if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
                 await media.open()
-            deps = Deps(upstream=upstream, media=media, catalog=self.catalog)
+            deps = Deps(upstream=upstream, media=media, catalog=self.catalog, metrics=metrics)
 
             async def on_cancel(msg: Msg) -> None:
                 request_id = msg.subject.rsplit(".", 1)[-1]
@@ -99,13 +110,44 @@ class App:
                         settings.nats_url,
                         settings.router_url,
                     )
+                    self.ready = True
                     task_status.started()
                     await self._stop.wait()
+                    self.ready = False
                     logger.info("stopping: no new requests; in-flight ones have %gs", settings.shutdown_grace_s)
                     for runner in self.runners.values():
                         runner.stop()
                 outer.cancel_scope.cancel()  # the signal watcher is all that is left
         logger.info("stopped")
+
+    @asynccontextmanager
+    async def _health_server(self, nc: NATS) -> AsyncIterator[None]:
+        def ready() -> tuple[bool, str]:
+            if not nc.is_connected:
+                return False, "not connected to NATS"
+            if not self.ready:
+                return False, "consumers not started, or stopping"
+            return True, f"serving {','.join(self.tags)}"
+
+        server = HealthServer(self.settings.http_addr, self.metrics, ready)
+        try:
+            await server.__aenter__()
+        except OSError as exc:
+            # Several consumers on one host (scaling by hand, tests) would all want the same port.
+            logger.warning("health and metrics server not started on %s: %s", self.settings.http_addr, exc.strerror)
+            yield
+            return
+        self.http_port = server.port
+        try:
+            if server.port:
+                logger.info("health and metrics on http://%s (/healthz, /readyz, /metrics)", self._addr(server.port))
+            yield
+        finally:
+            await server.__aexit__(None, None, None)
+
+    def _addr(self, port: int) -> str:
+        host = self.settings.http_addr.rsplit(":", 1)[0] or "0.0.0.0"
+        return f"{host}:{port}"
 
     async def _stop_on_signal(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

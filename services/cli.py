@@ -17,6 +17,7 @@ import msgspec
 
 from schemas import ChatResult, Chunk, Error, Progress
 from services import __version__
+from services.observability import configure_logging
 from services.settings import Secret, Settings, SettingsError, parse_tags
 
 if TYPE_CHECKING:
@@ -39,11 +40,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings = replace(settings, mode=args.mode)
     except SettingsError as err:
         parser.exit(2, f"hfbus: {err}\n")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # One access line per upstream call of the simulated router drowns the consumers' own log.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if args.command is _dev and "HFBUS_LOG_FORMAT" not in os.environ:
+        settings = replace(settings, log_format="text")  # a person reads `make run`'s log; pipelines read JSON
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except ValueError as err:
+        parser.exit(2, f"hfbus: {err}\n")
     try:
         args.command(args, settings)
     except KeyboardInterrupt:

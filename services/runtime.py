@@ -24,7 +24,7 @@ from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from schemas import Chunk, Error, Progress, Tag
+from schemas import Chunk, Error, Progress, Result, Tag
 from schemas.codec import Codec, codec_for
 from schemas.common import JsonObject
 from schemas.subjects import (
@@ -43,6 +43,7 @@ from services.handlers import HandlerSpec
 from services.handlers._context import R
 from services.hf.client import HfClient
 from services.media_store import MediaStore
+from services.observability import Metrics, RequestRecord, log_request
 from services.settings import Settings
 from services.tracing import request_trace, span
 
@@ -99,6 +100,7 @@ class Deps:
     upstream: HfClient
     media: MediaStore
     catalog: Catalog
+    metrics: Metrics
 
 
 PROGRESS_HEARTBEAT_S = 2.0
@@ -111,6 +113,8 @@ class Outputs:
     __slots__ = (
         "_attempt",
         "_codec",
+        "final",
+        "first_output_at",
         "_headers",
         "_id",
         "_last_progress",
@@ -145,6 +149,8 @@ class Outputs:
         self._started = time.monotonic()
         self._last_progress: tuple[str, int | None, float] | None = None
         self.final_sent = False
+        self.final: Result | Error | None = None
+        self.first_output_at: float | None = None
 
     @property
     def tag(self) -> Tag:
@@ -157,6 +163,10 @@ class Outputs:
     @property
     def attempt(self) -> int:
         return self._attempt
+
+    @property
+    def started_at(self) -> float:
+        return self._started
 
     @property
     def upstream(self) -> HfClient:
@@ -180,6 +190,8 @@ class Outputs:
         if last is not None and (last[0], last[1]) == (status, queue_position) and now - last[2] < PROGRESS_HEARTBEAT_S:
             return
         self._last_progress = (status, queue_position, now)
+        if self.first_output_at is None:
+            self.first_output_at = now
         output = Progress(
             id=self._id,
             seq=self._seq,
@@ -192,6 +204,8 @@ class Outputs:
         await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
         seq = self._seq
         self._seq = seq + 1
         output = Chunk(
@@ -203,6 +217,9 @@ class Outputs:
         output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
         self._seq += 1
         self.final_sent = True
+        self.final = output
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
         with span("publish"):
             await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
 
@@ -218,12 +235,36 @@ class Outputs:
         )
         self._seq += 1
         self.final_sent = True
+        self.final = output
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
         headers = dict(self._headers or {})
         if core_request:  # what `nats request` and micro-aware clients look at
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
         with span("publish"):
             await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
+
+
+def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:
+    """What one finished request did, for metrics and the per-request log line."""
+    final = outputs.final
+    duration = time.monotonic() - outputs.started_at
+    ttft = outputs.first_output_at - outputs.started_at if outputs.first_output_at is not None else None
+    usage = getattr(final, "usage", None)
+    return RequestRecord(
+        request_id=outputs.request_id,
+        tag=tag,
+        model=getattr(final, "model", None) or model,
+        provider=getattr(final, "provider", None),
+        outcome="ok" if isinstance(final, Result) else final.code.value if isinstance(final, Error) else "handed_back",
+        attempt=outputs.attempt,
+        ttft_s=ttft,
+        duration_s=duration,
+        tokens_in=getattr(usage, "prompt_tokens", 0),
+        tokens_out=getattr(usage, "completion_tokens", 0),
+        cost_usd=getattr(final, "cost_usd", None),
+    )
 
 
 @dataclass(slots=True)
@@ -343,7 +384,9 @@ class TagRunner:
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
         outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
+        self.deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None)
+        self.deps.metrics.finished(request_record(outputs, self.tag, None))
         await delivery.term()
 
     async def give_up(self, data: bytes, headers: dict[str, str] | None, deliveries: int, reason: str) -> None:
@@ -409,6 +452,18 @@ class TagRunner:
         if attempt > 1:
             self.counters.redelivered += 1
         outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers)
+        metrics = self.deps.metrics
+        metrics.started(self.tag)
+        try:
+            await self._run_handler(delivery, request, outputs)
+        finally:
+            record = request_record(outputs, self.tag, request.model)
+            metrics.finished(record)
+            log_request(logger, record)
+
+    async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
+        request_id: str = request.id
+        attempt = outputs.attempt
         core_request = delivery.reply is not None
         if self._inflight.was_cancelled(request_id):
             await self._finish(delivery, outputs, Cancelled("cancelled before it started"), core_request)
@@ -416,7 +471,6 @@ class TagRunner:
 
         running = _Running(anyio.CancelScope(), delivery)
         self._inflight.running[request_id] = running
-        started = time.perf_counter()
         failure: ServiceError | None = None
         try:
             with running.scope:
@@ -451,7 +505,6 @@ class TagRunner:
             await self._finish(delivery, outputs, failure, core_request)
             return
         self.counters.handled += 1
-        logger.debug("%s request %s done in %.1f ms", self.tag, request_id, (time.perf_counter() - started) * 1e3)
         await delivery.ack()
 
     async def _finish(self, delivery: Delivery, outputs: Outputs, err: ServiceError, core_request: bool) -> None:

@@ -103,6 +103,8 @@ class Settings:
     media_allow_hosts: frozenset[str] = frozenset()
     """Hosts exempt from the https/public-address rule for media URLs (the offline router, tests)."""
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    """One JSON object per line (the default, for log pipelines) or plain text."""
 
     @property
     def subjects(self) -> Subjects:
@@ -162,6 +164,7 @@ class Settings:
                 h.strip() for h in env.get("HFBUS_MEDIA_ALLOW_HOSTS", "").split(",") if h.strip()
             ),
             log_level=reader.text("HFBUS_LOG_LEVEL", defaults.log_level).upper(),
+            log_format="text" if reader.text("HFBUS_LOG_FORMAT", defaults.log_format) == "text" else "json",
         )
 
 

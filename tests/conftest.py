@@ -60,6 +60,7 @@ def settings(nats_server: natsserver.NatsServer, router: FakeRouter, prefix: str
         media_allow_hosts=frozenset({"127.0.0.1"}),
         mode="core",
         prefix=prefix,
+        http_addr="127.0.0.1:0",
         first_token_timeout_s=2.0,
         idle_timeout_s=1.0,
         request_timeout_s=5.0,

@@ -43,8 +43,16 @@ class _Attempts:
 class HfClient:
     """Calls the router; retries what may change, and only before any output went out."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_retry: Callable[[str], None] | None = None,
+        on_fallback: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._on_retry = on_retry
+        self._on_fallback = on_fallback
         self._chat_url = f"{settings.router_url}/v1/chat/completions"
         self._headers = {"Content-Type": "application/json"}
         if settings.hf_token is not None:
@@ -137,7 +145,14 @@ class HfClient:
         """Run a non-chat task on the model's providers; see `services.hf.tasks`."""
         settings = self._settings
         return await run_task(
-            self, settings.router_url, template, pinned, on_progress, settings.job_timeout_s, self.cooldowns
+            self,
+            settings.router_url,
+            template,
+            pinned,
+            on_progress,
+            settings.job_timeout_s,
+            self.cooldowns,
+            self._on_fallback,
         )
 
     async def _hub_get(self, path: str) -> bytes | None:
@@ -172,6 +187,8 @@ class HfClient:
                     raise
                 attempt += 1
                 self.retries += 1
+                if self._on_retry is not None:
+                    self._on_retry(err.code.value)
                 logger.info("retrying upstream call in %.2fs after: %s", delay, err.message)
                 await anyio.sleep(delay)
 

@@ -58,6 +58,7 @@ async def run_task(
     on_progress: OnProgress,
     deadline_s: float,
     cooldowns: Cooldowns,
+    on_fallback: Callable[[str, str, str], None] | None = None,
 ) -> TaskOutcome:
     """Run the task on the pinned provider, or on each live provider in turn while they are unavailable.
 
@@ -77,6 +78,8 @@ async def run_task(
             if index == len(candidates) - 1:
                 raise
             logger.warning("%s unavailable for %s (%s); falling back", route.provider, template.hf_model, err.message)
+            if on_fallback is not None:
+                on_fallback(template.task, route.provider, candidates[index + 1].provider)
             continue
         cooldowns.succeeded(route.provider)
         return TaskOutcome(output, route.provider)

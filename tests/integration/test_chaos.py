@@ -63,6 +63,7 @@ class Consumers:
             "HFBUS_MAX_DELIVER": "20",
             # Few slots per process keep a backlog, so every kill lands on requests in flight.
             "HFBUS_CONCURRENCY": "8",
+            "HFBUS_HTTP_ADDR": "127.0.0.1:0",
             "HFBUS_LOG_LEVEL": "WARNING",
         }
         self.processes: list[Process] = []

@@ -31,6 +31,7 @@ async def _start_consumer(settings: Settings, mode: Mode, log: bytearray) -> Pro
         "HFBUS_PREFIX": settings.prefix,
         "HFBUS_TAGS": "chat",
         "HFBUS_SHUTDOWN_GRACE": "20",
+        "HFBUS_HTTP_ADDR": "127.0.0.1:0",
         "HFBUS_LOG_LEVEL": "DEBUG",
     }
     process = await anyio.open_process([sys.executable, "-m", "services", "run"], env=env, stderr=subprocess.PIPE)
