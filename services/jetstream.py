@@ -99,8 +99,8 @@ class PullFeed:
         free_slots: Callable[[], int],
         *,
         capacity: int,
-        expires_s: float = 5.0,
-        heartbeat_s: float = 1.0,
+        expires_s: float = 2.0,
+        heartbeat_s: float = 0.5,
     ) -> None:
         self._nc = nc
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
