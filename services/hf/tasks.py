@@ -94,19 +94,40 @@ async def _drive(
     on_progress: OnProgress,
     deadline_s: float,
 ) -> Media | Vectors | Transcript:
-    with anyio.move_on_after(deadline_s):
-        call = adapter.prepare(inp, router_url)
-        while True:
-            reply = await sender.send(call)
-            step = adapter.parse(inp, reply, router_url)
-            match step:
-                case Pending(call=next_call, status=status, queue_position=position, interval_s=interval):
-                    await on_progress(status, position)
-                    if interval > 0:
-                        await anyio.sleep(interval)
-                    call = next_call
-                case Download(call=next_call):
-                    call = next_call
-                case Media() | Vectors() | Transcript():
-                    return step
+    queued: HttpCall | None = None
+    try:
+        with anyio.move_on_after(deadline_s):
+            call = adapter.prepare(inp, router_url)
+            while True:
+                reply = await sender.send(call)
+                step = adapter.parse(inp, reply, router_url)
+                match step:
+                    case Pending(call=next_call, status=status, queue_position=position, interval_s=interval):
+                        queued = next_call if status != "completed" else None
+                        await on_progress(status, position)
+                        if interval > 0:
+                            await anyio.sleep(interval)
+                        call = next_call
+                    case Download(call=next_call):
+                        queued = None
+                        call = next_call
+                    case Media() | Vectors() | Transcript():
+                        return step
+    except anyio.get_cancelled_exc_class():
+        await _cancel_job(sender, adapter, queued)
+        raise
+    await _cancel_job(sender, adapter, queued)
     raise UpstreamTimeout(f"the {adapter.provider} job did not finish within {deadline_s:g}s (HFBUS_JOB_TIMEOUT)")
+
+
+async def _cancel_job(sender: Sender, adapter: TaskAdapter, queued: HttpCall | None) -> None:
+    """Cancel a job still queued or running at the provider, so it is not billed for nothing (best effort)."""
+    cancel = adapter.cancel(queued) if queued is not None else None
+    if cancel is None:
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+        try:
+            await sender.send(cancel)
+            logger.info("cancelled the %s job at %s", adapter.provider, cancel.url.split("?")[0])
+        except Exception as exc:
+            logger.warning("could not cancel the %s job: %s", adapter.provider, exc)

@@ -268,3 +268,21 @@ async def test_a_provider_that_keeps_failing_is_cooled_down(settings: Settings, 
 
     assert isinstance(cooled, MediaResult)
     assert first.provider not in providers_called(), "a cooled-down provider is not tried first"
+
+
+async def test_cancelling_a_queued_job_cancels_it_at_the_provider(settings: Settings, router: FakeRouter) -> None:
+    router.job_polls = 100  # the job would run for about 50 s
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        stream = bus.video("a long film", model=HUNYUAN, provider="fal-ai")
+        outputs = []
+        with anyio.fail_after(20):
+            async for output in stream:
+                outputs.append(output)
+                if isinstance(output, Progress) and len(outputs) == 2:
+                    await stream.cancel()
+
+    error = outputs[-1]
+    assert isinstance(error, Error) and error.code == ErrorCode.CANCELLED
+    assert len(router.cancelled_jobs) == 1
+    cancel = [r for r in router.requests if r.method == "PUT"]
+    assert len(cancel) == 1 and cancel[0].path.endswith("/cancel") and cancel[0].query == {"_subdomain": "queue"}

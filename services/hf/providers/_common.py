@@ -75,6 +75,13 @@ class TaskAdapter:
             case "download":
                 return self._parse_download(inp, reply)
 
+    def cancel(self, poll: HttpCall) -> HttpCall | None:
+        """The call that cancels the job `poll` watches, where the provider has one; None otherwise.
+
+        Override for providers with a cancel URL.
+        """
+        return None
+
     # --- request hooks -------------------------------------------------------------------------
 
     def _route(self, inp: TaskInput) -> str:

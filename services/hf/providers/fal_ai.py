@@ -10,7 +10,7 @@ import msgspec
 from ._common import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
 from ._errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
 from ._media import bare_type, data_url, fetch_output, media_bytes, media_ref
-from ._types import HttpReply, JobStatus, Step, TaskInput, Transcript
+from ._types import HttpCall, HttpReply, JobStatus, Step, TaskInput, Transcript
 
 _QUEUE = "?_subdomain=queue"
 
@@ -79,6 +79,14 @@ class FalQueueTask(FalTask):
         path = urlsplit(queued.response_url).path
         url = self._url(base_url, f"{path}/status{_QUEUE}")
         return self._follow(inp, url, _job_status(queued.status), queue_position=queued.queue_position)
+
+    def cancel(self, poll: HttpCall) -> HttpCall | None:
+        """fal's `cancel_url` is the request path plus `/cancel`, taken with PUT (kept on the queue host)."""
+        parts = urlsplit(poll.url)
+        if not parts.path.endswith("/status"):
+            return None
+        path = parts.path.removesuffix("/status") + "/cancel"
+        return HttpCall("PUT", urlunsplit(parts._replace(path=path)), dict(poll.headers), purpose="poll")
 
     def _parse_poll(self, inp: TaskInput, reply: HttpReply, base_url: str) -> Step:
         assert reply.call is not None  # purpose "poll" comes from the call
