@@ -93,6 +93,10 @@ class Settings:
     cooldown_after: int = 3
     """Consecutive failures (after retries) that set a provider aside for `cooldown_s`."""
     cooldown_s: float = 30.0
+    embed_batch_wait_s: float = 0.005
+    """How long a vectorize request waits for others to share its upstream call (0 turns batching off)."""
+    embed_batch_size: int = 64
+    """Most texts one batched embeddings call carries."""
     job_timeout_s: float = 900.0
     """Overall deadline of a queued media job (submit, polls, result, download)."""
     max_media_bytes: int = 100 * 1024 * 1024
@@ -155,6 +159,8 @@ class Settings:
             mapping_ttl_s=reader.seconds("HFBUS_MAPPING_TTL", defaults.mapping_ttl_s),
             cooldown_after=reader.integer("HFBUS_COOLDOWN_AFTER", defaults.cooldown_after),
             cooldown_s=reader.seconds("HFBUS_COOLDOWN", defaults.cooldown_s),
+            embed_batch_wait_s=reader.seconds("HFBUS_EMBED_BATCH_WAIT", defaults.embed_batch_wait_s, allow_zero=True),
+            embed_batch_size=reader.integer("HFBUS_EMBED_BATCH_SIZE", defaults.embed_batch_size),
             job_timeout_s=reader.seconds("HFBUS_JOB_TIMEOUT", defaults.job_timeout_s),
             max_media_bytes=reader.integer("HFBUS_MAX_MEDIA_BYTES", defaults.max_media_bytes),
             inline_media_bytes=reader.integer("HFBUS_INLINE_MEDIA_BYTES", defaults.inline_media_bytes, minimum=0),

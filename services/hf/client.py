@@ -17,6 +17,7 @@ import orjson
 from schemas import ChatRequest
 from services.errors import ServiceError, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
+from services.hf.batching import EmbeddingBatcher
 from services.hf.chat import chat_body, fold_events, parse_completion
 from services.hf.cooldown import Cooldowns
 from services.hf.errors import error_for_status
@@ -38,6 +39,10 @@ class _Attempts:
     """Whether a subscriber has already seen output: after that, a retry would show text twice."""
 
     delivered: bool = False
+
+
+async def _no_progress(status: str, queue_position: int | None) -> None:
+    return None
 
 
 class HfClient:
@@ -63,6 +68,9 @@ class HfClient:
         self.cooldowns = Cooldowns(threshold=settings.cooldown_after, cooldown_s=settings.cooldown_s)
         self.retries = 0
         """Upstream calls repeated after a transient failure, since start."""
+        self.batcher = EmbeddingBatcher(
+            self._embed_once, max_wait_s=settings.embed_batch_wait_s, max_texts=settings.embed_batch_size
+        )
 
     async def __aenter__(self) -> Self:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._settings.connect_timeout_s)
@@ -80,6 +88,9 @@ class HfClient:
             ),
         )
         return self
+
+    async def _embed_once(self, template: TaskInput, pinned: str | None) -> TaskOutcome:
+        return await self._run_task(template, pinned, _no_progress)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -142,7 +153,15 @@ class HfClient:
         return await self.mapping.routes(hf_model)
 
     async def run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
-        """Run a non-chat task on the model's providers; see `services.hf.tasks`."""
+        """Run a non-chat task on the model's providers; see `services.hf.tasks`.
+
+        Embeddings go through the batcher: concurrent requests for one model share an upstream call.
+        """
+        if template.task == "feature-extraction":
+            return await self.batcher.embed(template, pinned)
+        return await self._run_task(template, pinned, on_progress)
+
+    async def _run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
         settings = self._settings
         return await run_task(
             self,

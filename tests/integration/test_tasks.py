@@ -286,3 +286,35 @@ async def test_cancelling_a_queued_job_cancels_it_at_the_provider(settings: Sett
     assert len(router.cancelled_jobs) == 1
     cancel = [r for r in router.requests if r.method == "PUT"]
     assert len(cancel) == 1 and cancel[0].path.endswith("/cancel") and cancel[0].query == {"_subdomain": "queue"}
+
+
+async def test_concurrent_vectorize_requests_share_upstream_calls_and_get_their_own_vectors(
+    settings: Settings, router: FakeRouter
+) -> None:
+    texts = [f"sentence number {i}" for i in range(30)]
+    model = "intfloat/multilingual-e5-large"
+
+    async def embed_each(config: Settings) -> dict[str, list[float]]:
+        vectors: dict[str, list[float]] = {}
+        async with running(config), HfBus.connect(config.nats_url, prefix=config.prefix) as bus:
+
+            async def one(text: str) -> None:
+                result = await bus.embed(text, model=model).result()
+                (vectors[text],) = result.vectors
+
+            async with anyio.create_task_group() as tg:
+                for text in texts:
+                    tg.start_soon(one, text)
+        return vectors
+
+    def embedding_calls() -> int:
+        return sum(1 for r in router.requests if r.path.endswith("/pipeline/feature-extraction"))
+
+    batched = await embed_each(replace(settings, embed_batch_wait_s=0.05))
+    batched_calls = embedding_calls()
+    router.reset()
+    one_by_one = await embed_each(replace(settings, embed_batch_wait_s=0.0))
+
+    assert embedding_calls() == len(texts)
+    assert batched_calls < len(texts) // 3, f"{batched_calls} upstream calls for {len(texts)} requests"
+    assert batched == one_by_one, "every caller gets exactly the vector its own call would have given"
