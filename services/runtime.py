@@ -40,7 +40,7 @@ from services.bus import Delivery, Intake
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError, UnknownModel
 from services.handlers import HandlerSpec
-from services.handlers._context import R
+from services.handlers._context import Limits, R
 from services.hf.client import HfClient
 from services.media_store import MediaStore
 from services.observability import Metrics, RequestRecord, log_request
@@ -176,6 +176,10 @@ class Outputs:
     def media(self) -> MediaStore:
         return self.runner.deps.media
 
+    @property
+    def limits(self) -> Limits:
+        return self.runner.limits
+
     def resolve(self, model: str | None) -> Resolved:
         try:
             return self.runner.deps.catalog.resolve(self.runner.tag, model)
@@ -291,6 +295,7 @@ class TagRunner:
     ) -> None:
         self.tag = tag
         self.deps = deps
+        self.limits = Limits(max_messages=settings.max_messages, max_tokens=settings.max_tokens)
         self.counters = Counters()
         self._nc = nc
         self._settings = settings

@@ -71,6 +71,10 @@ class Settings:
     concurrency: int = 64
     """Requests one process runs at once, per tag."""
     max_request_bytes: int = 1024 * 1024
+    max_messages: int = 512
+    """Most chat messages one request may carry."""
+    max_tokens: int = 65536
+    """Largest `max_tokens` a chat request may ask for."""
     connect_timeout_s: float = 10.0
     first_token_timeout_s: float = 60.0
     """How long an upstream may take to send its first token (queues, cold models)."""
@@ -144,6 +148,8 @@ class Settings:
             tags=reader.tags("HFBUS_TAGS", defaults.tags),
             concurrency=reader.integer("HFBUS_CONCURRENCY", defaults.concurrency),
             max_request_bytes=reader.integer("HFBUS_MAX_REQUEST_BYTES", defaults.max_request_bytes),
+            max_messages=reader.integer("HFBUS_MAX_MESSAGES", defaults.max_messages),
+            max_tokens=reader.integer("HFBUS_MAX_TOKENS", defaults.max_tokens),
             connect_timeout_s=reader.seconds("HFBUS_CONNECT_TIMEOUT", defaults.connect_timeout_s),
             first_token_timeout_s=reader.seconds("HFBUS_FIRST_TOKEN_TIMEOUT", defaults.first_token_timeout_s),
             idle_timeout_s=reader.seconds("HFBUS_IDLE_TIMEOUT", defaults.idle_timeout_s),

@@ -101,8 +101,19 @@ class MediaIO(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds a request must respect before any upstream call (from settings)."""
+
+    max_messages: int
+    max_tokens: int
+
+
 class Context(Protocol):
     """One request's view of the runtime."""
+
+    @property
+    def limits(self) -> Limits: ...
 
     @property
     def tag(self) -> Tag: ...

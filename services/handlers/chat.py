@@ -5,13 +5,15 @@ from __future__ import annotations
 from schemas import ChatRequest, ChatResult, TokenUsage
 from schemas.common import JsonObject
 from services.catalog import CatalogModel, cost_usd
-from services.handlers._context import ChatDelta, Context
+from services.errors import InvalidRequest
+from services.handlers._context import ChatDelta, Context, Limits
 
 Request = ChatRequest
 
 
 async def handle(request: ChatRequest, ctx: Context) -> None:
     """Answer one chat request; `stream: false` sends only the result."""
+    _check_limits(request, ctx.limits)
     resolved = ctx.resolve(request.model)
     model = resolved.model_string
     if not request.stream:
@@ -49,6 +51,17 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
         model=model,
         provider=info.provider,
     )
+
+
+def _check_limits(request: ChatRequest, limits: Limits) -> None:
+    if len(request.messages) > limits.max_messages:
+        raise InvalidRequest(
+            f"messages: {len(request.messages)} messages; the limit is {limits.max_messages} (HFBUS_MAX_MESSAGES)"
+        )
+    if request.max_tokens is not None and request.max_tokens > limits.max_tokens:
+        raise InvalidRequest(
+            f"max_tokens: {request.max_tokens} is over the limit {limits.max_tokens} (HFBUS_MAX_TOKENS)"
+        )
 
 
 def _cost(entry: CatalogModel | None, usage: TokenUsage) -> float | None:

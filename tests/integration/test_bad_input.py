@@ -49,7 +49,7 @@ CASES: list[tuple[str, bytes, dict[str, str] | None, str]] = [
 async def test_each_bad_request_gets_one_error_and_the_consumer_keeps_serving(
     settings: Settings, router: FakeRouter, nc: NATS, mode: Mode
 ) -> None:
-    settings = replace(settings, mode=mode, max_request_bytes=4096)
+    settings = replace(settings, mode=mode, max_request_bytes=4096, max_messages=8, max_tokens=4096)
     async with running(settings):
         for name, payload, headers, named in CASES:
             if mode == "durable" and name == "oversize":
