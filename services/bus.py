@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import nats
+import anyio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import AuthorizationError as NatsAuthorizationError
+from nats.errors import Error as NatsError
 
 from schemas import Subjects, Tag
 from services.jetstream import PullFeed, ensure_consumer
@@ -19,16 +24,10 @@ from services.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def connect(settings: Settings, *, name: str = "hfbus") -> NATS:
-    """Connect with the configured credentials and TLS; reconnect forever, since consumers are long-lived."""
+def credential_options(settings: Settings) -> dict[str, Any]:
+    """The NATS credentials and TLS context from settings, as nats-py `connect` keyword arguments."""
     auth = settings.nats_auth
-    options: dict[str, Any] = {
-        "servers": [url.strip() for url in settings.nats_url.split(",") if url.strip()],
-        "name": name,
-        "max_reconnect_attempts": -1,
-        "reconnect_time_wait": 0.5,
-        "connect_timeout": settings.connect_timeout_s,
-    }
+    options: dict[str, Any] = {}
     if auth.user:
         options["user"] = auth.user
     if auth.password:
@@ -40,13 +39,113 @@ async def connect(settings: Settings, *, name: str = "hfbus") -> NATS:
     if auth.nkey_seed_file:
         options["nkeys_seed"] = auth.nkey_seed_file
     if auth.tls_ca or auth.tls_cert:
-        import ssl
-
         context = ssl.create_default_context(cafile=auth.tls_ca)
         if auth.tls_cert:
             context.load_cert_chain(auth.tls_cert, auth.tls_key)
         options["tls"] = context
-    return await nats.connect(**options)
+    return options
+
+
+async def connect(settings: Settings, *, name: str = "hfbus") -> NATS:
+    """Connect with the configured credentials and TLS; once connected, reconnect forever (consumers are long-lived).
+
+    The first connection must succeed within `connect_timeout_s`; unreachable servers are retried until then, but a
+    refusal that retrying cannot cure fails at once. Error texts name the server and the kind of credential, never
+    a secret.
+
+    Raises:
+        PermissionError: the server refused the credentials (or their absence).
+        ConnectionError: TLS failed: the server's certificate is not trusted, or the server refused ours.
+        TimeoutError: no server accepted a connection within `connect_timeout_s`.
+    """
+    auth = settings.nats_auth
+    servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
+    options: dict[str, Any] = {
+        "servers": servers,
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": settings.connect_timeout_s,
+    }
+    options |= credential_options(settings)
+
+    def without_userinfo(url: str) -> str:
+        parts = urlsplit(url)
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+    # Error texts name the servers without any user:password part, and kinds of credential without their values.
+    where = ", ".join(without_userinfo(url) for url in servers)
+    kinds = [
+        kind
+        for kind, present in (
+            ("user/password (NATS_USER, NATS_PASSWORD)", auth.user or auth.password),
+            ("token (NATS_TOKEN)", auth.token),
+            ("nkey (NATS_NKEY_SEED)", auth.nkey_seed_file),
+            ("creds file (NATS_CREDS)", auth.creds_file),
+        )
+        if present
+    ]
+    offered = (
+        f"offered {', '.join(kinds)}"
+        if kinds
+        else "no credentials configured (NATS_USER and NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_SEED or NATS_CREDS)"
+    )
+
+    def describe(exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    def refusal(exc: Exception) -> Exception | None:
+        """The error to raise when `exc` is a refusal no retry can cure, else None."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ConnectionError(
+                f"TLS to NATS at {where} failed: the server's certificate is not trusted ({exc.verify_message});"
+                " set NATS_TLS_CA to the CA that signed it"
+            )
+        if isinstance(exc, ssl.SSLError) and "ALERT" in (exc.reason or ""):
+            # TLS 1.3 reports a missing or untrusted client certificate as an alert after the handshake.
+            return ConnectionError(
+                f"TLS to NATS at {where} failed: the server ended it with {exc.reason}; it may require a client"
+                " certificate signed by a CA it trusts (NATS_TLS_CERT, NATS_TLS_KEY)"
+            )
+        text = str(exc).lower()
+        if isinstance(exc, NatsAuthorizationError) or (
+            isinstance(exc, NatsError) and ("authorization" in text or "authentication" in text)
+        ):
+            return PermissionError(f"NATS at {where} refused the credentials ({exc}); {offered}")
+        return None
+
+    nc = NATS()
+    deadline = time.monotonic() + settings.connect_timeout_s
+    connected_once = False
+
+    async def on_error(exc: Exception) -> None:
+        if connected_once:
+            if nc.is_reconnecting:
+                logger.warning("lost NATS at %s (%s); reconnecting", where, describe(exc))
+            else:
+                logger.error("NATS error on %s: %s", where, describe(exc))
+            return
+        # nats-py awaits this callback inside its first-connection loop, so raising here ends `nc.connect()`.
+        if (error := refusal(exc)) is not None:
+            raise error from None
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"could not connect to NATS at {where} within {settings.connect_timeout_s:g}s; last error: "
+                + describe(exc)
+            ) from None
+        logger.warning("cannot connect to NATS at %s yet (%s); retrying", where, describe(exc))
+
+    try:
+        # A backstop only: cancelling nats-py mid-connect can leave its socket open, so the callback's deadline rules.
+        with anyio.fail_after(3 * settings.connect_timeout_s):
+            await nc.connect(**options, error_cb=on_error)
+    except BaseException:
+        # Bounded: after a failed TLS handshake nats-py's close waits forever for a stream that never reports closed.
+        with anyio.move_on_after(1.0, shield=True):
+            await nc.close()
+        raise
+    connected_once = True
+    return nc
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ import msgspec
 
 from schemas import ChatResult, Chunk, Error, Progress
 from services import __version__
+from services.bus import credential_options
 from services.observability import configure_logging
 from services.settings import Secret, Settings, SettingsError, parse_tags
 
@@ -204,7 +205,7 @@ def _chat(args: argparse.Namespace, settings: Settings) -> None:
             messages = [ChatMessage(role="user", content=parts)]
         else:
             messages = [ChatMessage(role="user", content=args.prompt)]
-        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus:
             started = time.perf_counter()
             first: float | None = None
             stream = bus.chat(messages, model=args.model, stream=not args.no_stream, vision=bool(args.image), **options)
@@ -246,7 +247,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> None:
         sys.stderr.write(f"\r{progress.status}{where} ({progress.elapsed_s:.1f}s)   ")
 
     async def publish() -> int:
-        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus:
             stream = _start(bus, args, show_progress)
             try:
                 result = await stream.result()
@@ -301,7 +302,7 @@ def _models(args: argparse.Namespace, settings: Settings) -> None:
     from services.client import HfBus
 
     async def show() -> None:
-        async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        async with HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus:
             reply = await bus.models(args.tag)
         for model in reply.models:
             prices = ", ".join(f"{unit} {price}" for unit, price in model.prices.items())
