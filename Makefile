@@ -38,5 +38,14 @@ schemas: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## chaos: the long failure runs: SIGKILLed consumers, server restarts, cluster node loss
+chaos: $(STAMP)
+	HFBUS_CHAOS_REQUESTS=400 HFBUS_CHAOS_KILLS=12 $(BIN)/python -m pytest -q -s -m "chaos or integration" \
+		tests/integration/test_chaos.py tests/integration/test_server_restart.py tests/integration/test_cluster.py
+
+## fuzz: thousands of hostile messages per tag
+fuzz: $(STAMP)
+	HFBUS_FUZZ_EXAMPLES=3000 $(BIN)/python -m pytest -q -s tests/fuzz
+
 clean:
 	rm -rf $(VENV) .hfbus .pytest_cache .mypy_cache .ruff_cache *.egg-info
