@@ -22,10 +22,12 @@ from services.catalog import Catalog
 from services.discovery import Discovery
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
+from services.inflight import InFlight
 from services.jetstream import ensure_dead_letter_stream, ensure_stream
 from services.media_store import MediaStore
 from services.observability import HealthServer, Metrics
-from services.runtime import Deps, InFlight, TagRunner
+from services.outputs import Deps
+from services.runtime import TagRunner
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

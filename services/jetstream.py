@@ -35,13 +35,7 @@ async def ensure_stream(nc: NATS, settings: Settings) -> None:
         max_msg_size=settings.max_request_bytes,
         num_replicas=settings.replicas,
     )
-    js = nc.jsm()
-    try:
-        await js.add_stream(config)
-    except BadRequestError as err:
-        if err.err_code != _STREAM_IN_USE:
-            raise
-        await js.update_stream(config)
+    await _create_or_update(nc, config)
 
 
 DEAD_LETTER_MAX_AGE_S = 7 * 24 * 3600.0
@@ -58,6 +52,10 @@ async def ensure_dead_letter_stream(nc: NATS, settings: Settings) -> None:
         max_age=DEAD_LETTER_MAX_AGE_S,
         num_replicas=settings.replicas,
     )
+    await _create_or_update(nc, config)
+
+
+async def _create_or_update(nc: NATS, config: api.StreamConfig) -> None:
     js = nc.jsm()
     try:
         await js.add_stream(config)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -24,26 +23,21 @@ from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
-from schemas import Chunk, Error, Progress, Result, Tag
+from schemas import Tag
 from schemas.codec import Codec, codec_for
-from schemas.common import JsonObject
 from schemas.subjects import (
-    CONTENT_TYPE,
     DEAD_DELIVERIES,
     DEAD_REASON,
     MSG_ID,
     MSGPACK,
-    SERVICE_ERROR,
-    SERVICE_ERROR_CODE,
 )
 from services.bus import Delivery, Intake
-from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
-from services.errors import Cancelled, Internal, InvalidRequest, ServiceError, UnknownModel
+from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
 from services.handlers import HandlerSpec
-from services.handlers._context import Limits, R
-from services.hf.client import HfClient
-from services.media_store import MediaStore
-from services.observability import Metrics, RequestRecord, log_request
+from services.handlers._context import Limits
+from services.inflight import InFlight, Running
+from services.observability import log_request
+from services.outputs import Deps, Outputs, request_record
 from services.settings import Settings
 from services.tracing import request_trace, span
 
@@ -59,216 +53,6 @@ class _Envelope(msgspec.Struct):
 
 _json_envelope = msgspec.json.Decoder(_Envelope)
 _msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
-
-
-@dataclass(slots=True)
-class _Running:
-    scope: anyio.CancelScope
-    delivery: Delivery
-    reason: ServiceError | None = None
-    """Why the scope was cancelled from outside: set before cancelling."""
-
-
-@dataclass(slots=True)
-class InFlight:
-    """Requests running in this process, by id, so `ai.cancel.<id>` can reach them."""
-
-    running: dict[str, _Running] = field(default_factory=dict)
-    _cancelled: OrderedDict[str, float] = field(default_factory=OrderedDict)
-
-    def cancel(self, request_id: str) -> bool:
-        """Cancel a running request, or remember the id for a while in case it has not started yet."""
-        entry = self.running.get(request_id)
-        self._cancelled[request_id] = time.monotonic()
-        while len(self._cancelled) > 10_000:
-            self._cancelled.popitem(last=False)
-        if entry is None:
-            return False
-        entry.reason = Cancelled("cancelled by request")
-        entry.scope.cancel()
-        return True
-
-    def was_cancelled(self, request_id: str, window_s: float = 600.0) -> bool:
-        at = self._cancelled.get(request_id)
-        return at is not None and time.monotonic() - at < window_s
-
-
-@dataclass(frozen=True, slots=True)
-class Deps:
-    """What every runner shares: the HF client, the media store, the model catalog."""
-
-    upstream: HfClient
-    media: MediaStore
-    catalog: Catalog
-    metrics: Metrics
-
-
-PROGRESS_HEARTBEAT_S = 2.0
-"""A long job repeats an unchanged progress this often, so subscribers can show time passing."""
-
-
-class Outputs:
-    """Publishes one request's outputs with a rising `seq`; implements the handler `Context`."""
-
-    __slots__ = (
-        "_attempt",
-        "_codec",
-        "final",
-        "first_output_at",
-        "_headers",
-        "_id",
-        "_last_progress",
-        "_nc",
-        "_seq",
-        "_started",
-        "_subject",
-        "final_sent",
-        "runner",
-    )
-
-    def __init__(
-        self,
-        runner: TagRunner,
-        nc: NATS,
-        subject: str,
-        codec: Codec,
-        request_id: str,
-        attempt: int,
-        trace_headers: dict[str, str] | None = None,
-    ) -> None:
-        self.runner = runner
-        self._nc = nc
-        self._subject = subject
-        self._codec = codec
-        self._id = request_id
-        self._attempt = attempt
-        self._seq = 0
-        # JSON needs no header; peers that asked in msgpack are told the replies are msgpack too.
-        headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else {}
-        self._headers = {**headers, **trace_headers} if trace_headers else (headers or None)
-        self._started = time.monotonic()
-        self._last_progress: tuple[str, int | None, float] | None = None
-        self.final_sent = False
-        self.final: Result | Error | None = None
-        self.first_output_at: float | None = None
-
-    @property
-    def tag(self) -> Tag:
-        return self.runner.tag
-
-    @property
-    def request_id(self) -> str:
-        return self._id
-
-    @property
-    def attempt(self) -> int:
-        return self._attempt
-
-    @property
-    def started_at(self) -> float:
-        return self._started
-
-    @property
-    def upstream(self) -> HfClient:
-        return self.runner.deps.upstream
-
-    @property
-    def media(self) -> MediaStore:
-        return self.runner.deps.media
-
-    @property
-    def limits(self) -> Limits:
-        return self.runner.limits
-
-    def resolve(self, model: str | None) -> Resolved:
-        try:
-            return self.runner.deps.catalog.resolve(self.runner.tag, model)
-        except UnknownModelError as exc:
-            raise UnknownModel(str(exc)) from None
-        except InvalidModelError as exc:
-            raise InvalidRequest(f"model: {exc}") from None
-
-    async def progress(self, status: str, queue_position: int | None = None) -> None:
-        now = time.monotonic()
-        last = self._last_progress
-        if last is not None and (last[0], last[1]) == (status, queue_position) and now - last[2] < PROGRESS_HEARTBEAT_S:
-            return
-        self._last_progress = (status, queue_position, now)
-        if self.first_output_at is None:
-            self.first_output_at = now
-        output = Progress(
-            id=self._id,
-            seq=self._seq,
-            attempt=self._attempt,
-            status=status,
-            elapsed_s=round(now - self._started, 3),
-            queue_position=queue_position,
-        )
-        self._seq += 1
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
-
-    async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
-        if self.first_output_at is None:
-            self.first_output_at = time.monotonic()
-        seq = self._seq
-        self._seq = seq + 1
-        output = Chunk(
-            id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
-        )
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
-
-    async def result(self, result_type: type[R], **fields: Any) -> None:
-        output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
-        self._seq += 1
-        self.final_sent = True
-        self.final = output
-        if self.first_output_at is None:
-            self.first_output_at = time.monotonic()
-        with span("publish"):
-            await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
-
-    async def error(self, err: ServiceError, *, core_request: bool) -> None:
-        output = Error(
-            id=self._id,
-            seq=self._seq,
-            attempt=self._attempt,
-            code=err.code,
-            message=err.message,
-            retryable=err.retryable,
-            status=err.status,
-        )
-        self._seq += 1
-        self.final_sent = True
-        self.final = output
-        if self.first_output_at is None:
-            self.first_output_at = time.monotonic()
-        headers = dict(self._headers or {})
-        if core_request:  # what `nats request` and micro-aware clients look at
-            headers[SERVICE_ERROR] = err.message[:200]
-            headers[SERVICE_ERROR_CODE] = err.code.value
-        with span("publish"):
-            await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
-
-
-def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:
-    """What one finished request did, for metrics and the per-request log line."""
-    final = outputs.final
-    duration = time.monotonic() - outputs.started_at
-    ttft = outputs.first_output_at - outputs.started_at if outputs.first_output_at is not None else None
-    usage = getattr(final, "usage", None)
-    return RequestRecord(
-        request_id=outputs.request_id,
-        tag=tag,
-        model=getattr(final, "model", None) or model,
-        provider=getattr(final, "provider", None),
-        outcome="ok" if isinstance(final, Result) else final.code.value if isinstance(final, Error) else "handed_back",
-        attempt=outputs.attempt,
-        ttft_s=ttft,
-        duration_s=duration,
-        tokens_in=getattr(usage, "prompt_tokens", 0),
-        tokens_out=getattr(usage, "completion_tokens", 0),
-        cost_usd=getattr(final, "cost_usd", None),
-    )
 
 
 @dataclass(slots=True)
@@ -474,7 +258,7 @@ class TagRunner:
             await self._finish(delivery, outputs, Cancelled("cancelled before it started"), core_request)
             return
 
-        running = _Running(anyio.CancelScope(), delivery)
+        running = Running(anyio.CancelScope(), delivery)
         self._inflight.running[request_id] = running
         failure: ServiceError | None = None
         try:
