@@ -1,0 +1,223 @@
+"""The load generator's clients: one per system, all driven from the bench's single asyncio process.
+
+Per-token work is kept to a dict lookup, a timestamp on the first output and a prefix check for "is this the
+final message"; only the final message of a request is decoded (orjson), so the loader's cost per token stays
+far below a consumer's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import aiohttp
+import nats
+import orjson
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js.client import JetStreamContext
+
+Wire = Literal["hfbus", "lean", "faststream"]
+
+SUBJECT = "ai.chat"
+MODEL = "bench/model"
+"""An HF-style id (owner/name): hfbus resolves it without a catalog entry; the other systems pass it through."""
+MESSAGES = [{"role": "user", "content": "hi"}]
+TOKEN = "hf_bench"
+
+now = time.monotonic
+"""The one clock of the bench (the event loop's too), so timestamps and deadlines compare directly."""
+
+
+@dataclass(slots=True)
+class Sample:
+    """One request as the loader saw it; times are `now()` readings, `first` is 0 when nothing arrived."""
+
+    started: float
+    first: float
+    ended: float
+    tokens: int
+    messages: int
+    error: str | None
+
+    @property
+    def ttft(self) -> float:
+        return self.first - self.started
+
+
+class Target(Protocol):
+    """A system under test as the scenarios drive it."""
+
+    name: str
+
+    async def request(self, max_tokens: int, deadline: float) -> Sample:
+        """Send one streamed chat request and wait for its end, at most until `deadline` (a `now()` reading)."""
+        ...
+
+
+class _Pending:
+    __slots__ = ("first", "future", "messages")
+
+    def __init__(self, future: asyncio.Future[bytes]) -> None:
+        self.future = future
+        self.first = 0.0
+        self.messages = 0
+
+
+def _final_typed(data: bytes) -> bool:
+    # hfbus (msgspec) and the FastStream baseline both put `"type"` first; only chunks are not final.
+    return data.find(b'"chunk"', 0, 24) < 0
+
+
+def _final_lean(data: bytes) -> bool:
+    return b'"done":true' in data
+
+
+def _parse_typed(data: bytes) -> tuple[int, str | None]:
+    out = orjson.loads(data)
+    kind = out.get("type")
+    if kind == "result":
+        return int((out.get("usage") or {}).get("completion_tokens", 0)), None
+    if kind == "error":
+        return 0, f"{out.get('code', 'error')}: {out.get('message', '')}"[:200]
+    return 0, f"unexpected final output type {kind!r}"
+
+
+def _parse_lean(data: bytes) -> tuple[int, str | None]:
+    out = orjson.loads(data)
+    if out.get("error"):
+        return 0, str(out["error"])[:200]
+    # The anchor sends one chunk per token and its closing message carries the next seq: the token count.
+    return int(out.get("seq", 0)), None
+
+
+class BusTarget:
+    """A consumer reached over NATS: core request/reply, or a JetStream publish with `reply_to` (durable)."""
+
+    def __init__(self, name: str, nc: NATS, wire: Wire, *, durable: bool = False) -> None:
+        self.name = name
+        self._nc = nc
+        self._wire = wire
+        self._durable = durable
+        self._js: JetStreamContext | None = nc.jetstream() if durable else None
+        self._inbox_prefix = f"_INBOX.bench{uuid.uuid4().hex[:12]}."
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._counter = 0
+        self._pending: dict[str, _Pending] = {}
+        self._is_final: Callable[[bytes], bool] = _final_lean if wire == "lean" else _final_typed
+        self._parse: Callable[[bytes], tuple[int, str | None]] = _parse_lean if wire == "lean" else _parse_typed
+
+    async def start(self) -> None:
+        # One wildcard subscription for every reply: a SUB/UNSUB pair per request would cost more than the request.
+        await self._nc.subscribe(self._inbox_prefix + "*", cb=self._on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
+        await self._nc.flush()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        pending = self._pending.get(msg.subject)
+        if pending is None:
+            return  # a late output of a request the loader gave up on
+        if pending.first == 0.0:
+            pending.first = now()
+        pending.messages += 1
+        data = msg.data
+        if self._is_final(data) and not pending.future.done():
+            pending.future.set_result(data)
+
+    def _body(self, request_id: str, inbox: str, max_tokens: int) -> bytes:
+        if self._wire == "lean":
+            request: dict[str, Any] = {"request_id": request_id}
+        else:
+            request = {"id": request_id}
+        request |= {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
+        if self._durable:
+            request["reply_to"] = inbox  # a stored request keeps no NATS reply subject
+        return orjson.dumps(request)
+
+    async def request(self, max_tokens: int, deadline: float) -> Sample:
+        self._counter += 1
+        request_id = f"{self._id_prefix}{self._counter}"
+        inbox = f"{self._inbox_prefix}{self._counter}"
+        body = self._body(request_id, inbox, max_tokens)
+        pending = _Pending(asyncio.get_running_loop().create_future())
+        self._pending[inbox] = pending
+        started = now()
+        tokens = 0
+        error: str | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                if self._js is not None:
+                    await self._js.publish(SUBJECT, body, headers={"Nats-Msg-Id": request_id})
+                else:
+                    await self._nc.publish(SUBJECT, body, reply=inbox)
+                final = await pending.future
+            tokens, error = self._parse(final)
+            if error is None and tokens != max_tokens:
+                error = f"got {tokens} tokens, asked for {max_tokens}"
+        except TimeoutError:
+            error = "timeout"
+        except Exception as exc:  # a publish failure (no stream yet, connection lost) is an error sample
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            del self._pending[inbox]
+        return Sample(started, pending.first, now(), tokens if error is None else 0, pending.messages, error)
+
+
+class DirectTarget:
+    """No bus: stream straight from the router with aiohttp, the floor every bus path is compared with."""
+
+    def __init__(self, name: str, router_url: str) -> None:
+        self.name = name
+        self._url = f"{router_url}/v1/chat/completions"
+        self._headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(self, max_tokens: int, deadline: float) -> Sample:
+        assert self._session is not None, "start() first"
+        body = orjson.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True})
+        started = now()
+        first = 0.0
+        reads = 0
+        error: str | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self._session.post(self._url, data=body, headers=self._headers) as response:
+                    if response.status != 200:
+                        error = f"HTTP {response.status}"
+                    else:
+                        tail = b""
+                        async for data in response.content.iter_any():
+                            if not first:
+                                first = now()
+                            reads += 1
+                            tail = data if len(data) >= 16 else tail[-16:] + data
+                        if not tail.endswith(b"data: [DONE]\n\n"):
+                            error = "stream ended without [DONE]"
+        except TimeoutError:
+            error = "timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        # The fake router sends exactly max_tokens tokens when it finishes the stream.
+        return Sample(started, first, now(), max_tokens if error is None else 0, reads, error)
+
+
+async def connect(url: str) -> NATS:
+    """A loader connection: no reconnects (a broken server should fail the run, not stall it)."""
+    return await nats.connect(url, name="bench-loader", allow_reconnect=False, pending_size=8 * 1024 * 1024)
