@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import AuthorizationError as NatsAuthorizationError
@@ -215,13 +216,34 @@ class Intake:
             async with aclosing(feed.messages()) as messages:
                 yield (Delivery(msg, durable=True) async for msg in messages)
             return
+        # A callback feeding a bounded memory stream: nats-py's `messages` iterator costs a task and a wait
+        # per message, and a full buffer back-pressures into nats-py's own pending queue.
+        send, receive = anyio.create_memory_object_stream[Msg](self._settings.concurrency)
         subscription = await self._nc.subscribe(
             self._settings.subjects.request(self._tag),
             queue=Subjects.queue_group(self._tag),
+            cb=send.send,
             pending_msgs_limit=100_000,
         )
         await self._nc.flush()
         try:
-            yield (Delivery(msg, durable=False) async for msg in subscription.messages)
+            yield _core_deliveries(receive)
         finally:
             await subscription.unsubscribe()
+            send.close()
+            receive.close()
+
+
+async def _core_deliveries(receive: MemoryObjectReceiveStream[Msg]) -> AsyncIterator[Delivery]:
+    while True:
+        try:
+            msg = receive.receive_nowait()
+        except anyio.WouldBlock:
+            # Only an empty buffer waits: the ready case costs no event-loop pass.
+            try:
+                msg = await receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return
+        yield Delivery(msg, durable=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
 
@@ -9,8 +10,6 @@ import anyio
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
 from nats.js.errors import BadRequestError
 
@@ -113,24 +112,64 @@ class PullFeed:
 
     async def messages(self) -> AsyncGenerator[Msg, None]:
         """Yield request messages; the caller holds a free slot each time it asks for the next one."""
-        subscription = await self._nc.subscribe(self._inbox)
+        loop_time = asyncio.get_running_loop().time
+        send, receive = anyio.create_memory_object_stream[Msg](self._capacity + 1)
+        last_heard = loop_time()
+        closing = False
+        settled = anyio.Event()
+
+        async def on_message(msg: Msg) -> None:
+            # Status messages (heartbeats, expired pulls) are settled here; only requests reach the stream.
+            nonlocal last_heard
+            last_heard = loop_time()
+            if not self._is_request(msg):
+                pass
+            elif closing:
+                # Pulls cannot be withdrawn: what still arrives after intake stopped goes back at once,
+                # so another instance runs it now instead of after ack_wait.
+                self._outstanding -= 1
+                await msg.nak()
+            else:
+                await send.send(msg)
+            if closing and self._outstanding <= 0:
+                settled.set()
+
+        subscription = await self._nc.subscribe(self._inbox, cb=on_message)
         try:
             while True:
                 # The caller already holds one slot, hence the +1.
                 wanted = self._free_slots() + 1 - self._outstanding
                 if wanted > 0 and (self._outstanding == 0 or wanted >= self._capacity // 2):
                     await self._pull(wanted)
+                msg: Msg | None = None
                 try:
-                    msg = await subscription.next_msg(timeout=self._silence_s)
-                except NatsTimeoutError:
-                    # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
-                    self._outstanding = 0
+                    msg = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    with anyio.move_on_after(self._silence_s):
+                        msg = await receive.receive()
+                if msg is None:
+                    if loop_time() - last_heard >= self._silence_s:
+                        # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
+                        self._outstanding = 0
                     continue
-                if self._is_request(msg):
-                    self._outstanding -= 1
-                    yield msg
+                self._outstanding -= 1
+                yield msg
         finally:
-            await self._hand_back_late_arrivals(subscription)
+            closing = True
+            with anyio.CancelScope(shield=True):
+                while True:  # handed to us but not taken: back at once
+                    try:
+                        buffered = receive.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    self._outstanding -= 1
+                    await buffered.nak()
+                if self._outstanding > 0 and not self._nc.is_closed:
+                    with anyio.move_on_after(self._expires_s + 0.5):
+                        await settled.wait()
+                await subscription.unsubscribe()
+            send.close()
+            receive.close()
 
     async def _pull(self, batch: int) -> None:
         request = {"batch": batch, "expires": self._expires_ns, "idle_heartbeat": self._heartbeat_ns}
@@ -145,18 +184,3 @@ class PullFeed:
             pending = int(msg.headers.get("Nats-Pending-Messages", "0")) if msg.headers else 0
             self._outstanding = max(0, self._outstanding - pending)
         return False
-
-    async def _hand_back_late_arrivals(self, subscription: Subscription) -> None:
-        # Pulls cannot be withdrawn: until they expire the server may still send requests here. Nak them so
-        # another instance runs them now instead of after ack_wait.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._expires_s + 0.5):
-            while self._outstanding > 0 and not self._nc.is_closed:
-                try:
-                    msg = await subscription.next_msg(timeout=self._silence_s)
-                except NatsTimeoutError:
-                    break
-                if self._is_request(msg):
-                    self._outstanding -= 1
-                    await msg.nak()
-        with anyio.CancelScope(shield=True):
-            await subscription.unsubscribe()

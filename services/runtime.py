@@ -110,7 +110,10 @@ class TagRunner:
                         task_status.started()
                         iterator = aiter(deliveries)
                         while True:
-                            await self._slots.acquire()
+                            try:
+                                self._slots.acquire_nowait()  # a free slot costs no event-loop pass
+                            except anyio.WouldBlock:
+                                await self._slots.acquire()
                             try:
                                 delivery = await anext(iterator)
                             except StopAsyncIteration:

@@ -25,6 +25,10 @@ except ImportError:  # pragma: no cover - exercised only where OpenTelemetry is 
     _trace = None  # type: ignore[assignment]
 
 
+_request_tracer: ContextVar[Any | None] = ContextVar("hfbus_tracer", default=None)
+"""The running request's tracer, looked up once per request instead of once per span."""
+
+
 def _tracer() -> Any | None:
     """The hfbus tracer when a real tracer provider is configured; None for the API's no-op default."""
     if _trace is None:
@@ -39,6 +43,16 @@ def request_trace(headers: Mapping[str, str] | None, tag: str, request_id: str) 
     """Run one request inside its trace; yields the headers its outputs and upstream calls carry."""
     incoming = {name: value for name in TRACE_HEADERS if headers and (value := headers.get(name))}
     tracer = _tracer()
+    tracer_token = _request_tracer.set(tracer)
+    try:
+        with _traced(tracer, incoming, tag, request_id) as outgoing:
+            yield outgoing
+    finally:
+        _request_tracer.reset(tracer_token)
+
+
+@contextmanager
+def _traced(tracer: Any | None, incoming: dict[str, str], tag: str, request_id: str) -> Iterator[dict[str, str] | None]:
     if tracer is None or _propagate is None:
         token = upstream_trace.set(incoming or None)
         try:
@@ -62,7 +76,7 @@ def request_trace(headers: Mapping[str, str] | None, tag: str, request_id: str) 
 
 def span(name: str) -> Any:
     """A child span of the current request (a no-op context without a configured tracer)."""
-    tracer = _tracer()
+    tracer = _request_tracer.get()
     return tracer.start_as_current_span(name) if tracer is not None else nullcontext()
 
 
@@ -71,7 +85,7 @@ def with_trace(headers: dict[str, str]) -> dict[str, str]:
     trace = upstream_trace.get()
     if trace is None:
         return headers
-    if _propagate is not None and _tracer() is not None:
+    if _propagate is not None and _request_tracer.get() is not None:
         carrier: dict[str, str] = {}
         _propagate.inject(carrier)  # the current span (e.g. `upstream`) becomes the router call's parent
         trace = carrier or trace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,14 @@ class _Attempts:
     """Whether a subscriber has already seen output: after that, a retry would show text twice."""
 
     delivered: bool = False
+
+
+async def _read_to_end(response: aiohttp.ClientResponse) -> None:
+    # The body's end follows `[DONE]` at once; only a response read to its end goes back to the pool, and
+    # reusing the connection saves a TCP handshake per request.
+    while not response.content.at_eof():
+        if not await response.content.readany():
+            break
 
 
 async def _no_progress(status: str, queue_position: int | None) -> None:
@@ -221,7 +230,7 @@ class HfClient:
 
     async def _stream_once(self, body: bytes, on_delta: OnDelta, attempts: _Attempts) -> StreamInfo:
         idle = self._settings.idle_timeout_s
-        now = anyio.current_time
+        now = asyncio.get_running_loop().time  # the clock anyio's deadlines use, without its per-call lookup
         refresh_at = 0.0
         finished = False
         with anyio.CancelScope(deadline=now() + self._settings.first_token_timeout_s) as watchdog:
@@ -248,6 +257,7 @@ class HfClient:
                         if failure is not None:
                             raise failure
                         if done:
+                            await _read_to_end(response)
                             return info
                     tail, _, failure = fold_events(sse.close())
                     if failure is not None:
