@@ -13,7 +13,7 @@ from schemas.codec import Codec
 from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
-from services.errors import InvalidRequest, ServiceError, UnknownModel
+from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers._context import Limits, R
 from services.hf.client import HfClient
 from services.media_store import MediaStore
@@ -150,13 +150,21 @@ class Outputs:
 
     async def result(self, result_type: type[R], **fields: Any) -> None:
         output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
+        payload = self._codec.encode(output)
+        limit = self._nc.max_payload
+        if len(payload) > limit:
+            # Checked before anything is marked final, so the caller gets this error as its one final output.
+            raise TooLarge(
+                f"the {len(payload)}-byte result is over the NATS max payload ({limit} bytes); ask for less"
+                " (fewer texts, fewer max_tokens) or raise max_payload on the server"
+            )
         self._seq += 1
         self.final_sent = True
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
         with span("publish"):
-            await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+            await self._nc.publish(self._subject, payload, headers=self._headers)
 
     async def error(self, err: ServiceError, *, core_request: bool) -> None:
         output = Error(

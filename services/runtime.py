@@ -137,6 +137,9 @@ class TagRunner:
     async def _run(self, delivery: Delivery) -> None:
         try:
             await self._process(delivery)
+        except Exception:
+            # A bug on one request must never take the consumer down: it is logged and the intake goes on.
+            logger.exception("%s: a request escaped the runtime's error handling", self.tag)
         finally:
             self._slots.release()
 
@@ -154,6 +157,10 @@ class TagRunner:
         except msgspec.DecodeError as exc:
             kind = "msgpack" if codec.content_type == MSGPACK else "JSON"
             raise InvalidRequest(f"{self.tag} request is not valid {kind}: {exc}") from None
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"{self.tag} request has a string that is not valid UTF-8") from None
+        except RecursionError:
+            raise InvalidRequest(f"{self.tag} request is nested too deeply") from None
 
     def _address(self, data: bytes, codec: Codec, reply: str | None) -> tuple[str, str]:
         """(request id, reply subject) of a request we cannot decode fully, as well as its bytes allow."""
@@ -161,8 +168,8 @@ class TagRunner:
         try:
             decoder = _msgpack_envelope if codec.content_type == MSGPACK else _json_envelope
             envelope = decoder.decode(data)
-        except msgspec.DecodeError:
-            pass
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # nothing usable: the error goes to the `invalid` out subject (or the NATS reply)
         request_id = envelope.id if isinstance(envelope.id, str) and _is_token(envelope.id) else ""
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
         return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
