@@ -17,6 +17,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import AuthorizationError as NatsAuthorizationError
 from nats.errors import Error as NatsError
+from nats.errors import MsgAlreadyAckdError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from schemas import Subjects, Tag
 from services.jetstream import PullFeed, ensure_consumer
@@ -174,8 +176,19 @@ class Delivery:
         return self.msg.metadata.num_delivered if self.durable else 1
 
     async def ack(self) -> None:
-        if self.durable:
-            await self.msg.ack()
+        """Settle for good; durable acks wait for the server's confirmation (retried), since an ack lost in a
+        consumer leader change would run the request again."""
+        if not self.durable:
+            return
+        for attempt in range(3):
+            try:
+                await self.msg.ack_sync(timeout=2.0)
+                return
+            except NatsTimeoutError:
+                if attempt == 2:
+                    logger.warning("no confirmation of the ack of %s; it may be delivered again", self.msg.reply)
+            except MsgAlreadyAckdError:
+                return
 
     async def nak(self, delay: float | None = None) -> None:
         if self.durable:

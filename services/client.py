@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+import anyio
 import msgspec
 import nats
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from schemas import (
@@ -156,8 +158,13 @@ class HfBus:
     async def connect(
         cls, url: str = "nats://127.0.0.1:4222", *, prefix: str = "ai", mode: Mode | None = None, **options: Any
     ) -> AsyncIterator[HfBus]:
-        """Connect; without `mode`, durable when a JetStream stream captures the request subjects."""
-        nc = await nats.connect(url, **options)
+        """Connect (`url` may list several servers, comma-separated); without `mode`, durable when a JetStream
+        stream captures the request subjects. `options` go to `nats.connect` (credentials, TLS, ...)."""
+        servers = [server.strip() for server in url.split(",") if server.strip()]
+        # Back quickly after a server restart: outputs are plain NATS messages, and while this connection is
+        # away the ones addressed to it are missed (see README, Reliability).
+        options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.25, **options}
+        nc = await nats.connect(servers, **options)
         try:
             subjects = Subjects(prefix)
             yield cls(nc, subjects, mode or await _detect_mode(nc, subjects))
@@ -280,7 +287,16 @@ class HfBus:
         if self.mode == "durable":
             # A stored request keeps no NATS reply subject, so the inbox travels in the body.
             payload = JSON_CODEC.encode(msgspec.structs.replace(request, reply_to=inbox))
-            await self.nc.jetstream().publish(subject, payload, headers={MSG_ID: request.id})
+            for attempt in range(3):
+                try:
+                    await self.nc.jetstream().publish(subject, payload, headers={MSG_ID: request.id})
+                    return
+                except (NatsTimeoutError, NoRespondersError):
+                    # The ack may be what was lost, or the stream is electing a leader: resending the same bytes is
+                    # deduped by id, and the answer still comes to this inbox, which a fresh request would not share.
+                    if attempt == 2:
+                        raise
+                    await anyio.sleep(0.25)
         else:
             await self.nc.publish(subject, JSON_CODEC.encode(request), reply=inbox)
 

@@ -214,9 +214,6 @@ class Cluster:
         """Every client URL, comma-separated (what `NATS_URL` takes)."""
         return ",".join(self.urls)
 
-    def node(self, name: str) -> Node:
-        return next(node for node in self.nodes if node.name == name)
-
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until every running node reports healthy JetStream (meta leader elected, assets current)."""
         deadline = time.monotonic() + timeout
