@@ -93,17 +93,13 @@ class HfInferenceTextToImage(HfInferenceTask):
         raise ProviderReplyInvalid("hf-inference text-to-image JSON reply has neither data nor output")
 
 
-class HfInferenceImageToImage(HfInferenceTask):
-    task = "image-to-image"
+class _MediaInputTask(HfInferenceTask):
+    """A media input: the raw bytes as the body, or JSON with base64 `inputs` once there are parameters."""
 
     def _parameters(self, inp: TaskInput) -> dict[str, Any]:
-        params = size_to(hf_params(inp), "target_size")
-        if inp.prompt:
-            params["prompt"] = inp.prompt
-        return with_options(params, inp)
+        return with_options({}, inp)
 
     def _body(self, inp: TaskInput) -> tuple[bytes, str | None] | None:
-        # With no parameters the image goes as the raw body; any parameter switches to JSON with base64.
         if self._parameters(inp):
             return None
         return media_bytes(inp), bare_type(inp.media_type) or None
@@ -111,6 +107,16 @@ class HfInferenceImageToImage(HfInferenceTask):
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         encoded = base64.b64encode(media_bytes(inp)).decode("ascii")
         return {"inputs": encoded, "parameters": self._parameters(inp)}
+
+
+class HfInferenceImageToImage(_MediaInputTask):
+    task = "image-to-image"
+
+    def _parameters(self, inp: TaskInput) -> dict[str, Any]:
+        params = size_to(hf_params(inp), "target_size")
+        if inp.prompt:
+            params["prompt"] = inp.prompt
+        return with_options(params, inp)
 
     def _parse_output(self, inp: TaskInput, reply: HttpReply) -> Step:
         return self._media_output(reply)
@@ -121,22 +127,13 @@ class _AsrReply(msgspec.Struct):
     chunks: list[Chunk] | None = None
 
 
-class HfInferenceSpeechRecognition(HfInferenceTask):
+class HfInferenceSpeechRecognition(_MediaInputTask):
     task = "automatic-speech-recognition"
 
     def _parameters(self, inp: TaskInput) -> dict[str, Any]:
         # Not in the reference: parameters are pipeline kwargs, and whisper takes its language via generate_kwargs.
         params: dict[str, Any] = {"generate_kwargs": {"language": inp.language}} if inp.language else {}
         return with_options(params, inp)
-
-    def _body(self, inp: TaskInput) -> tuple[bytes, str | None] | None:
-        if self._parameters(inp):
-            return None
-        return media_bytes(inp), bare_type(inp.media_type) or None
-
-    def _payload(self, inp: TaskInput) -> dict[str, Any]:
-        encoded = base64.b64encode(media_bytes(inp)).decode("ascii")
-        return {"inputs": encoded, "parameters": self._parameters(inp)}
 
     def _parse_output(self, inp: TaskInput, reply: HttpReply) -> Step:
         found = self._decode(reply, _AsrReply)
