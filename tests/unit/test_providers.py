@@ -285,7 +285,7 @@ class TestFalAi:
             ),
             (
                 inp("text-to-speech", "fal-ai/kokoro", text="hello", voice="af_heart"),
-                f"{BASE}/fal-ai/fal-ai/kokoro{FAL_QUEUE}",
+                f"{BASE}/fal-ai/fal-ai/kokoro",
                 JSON_HEADERS,
                 {"text": "hello", "voice": "af_heart"},
             ),
@@ -344,6 +344,11 @@ class TestFalAi:
         steps = run("fal-ai", data, body, JPEG)
         assert steps == [download("https://v3.fal.media/files/a.jpeg"), Media(JPEG, "image/jpeg")]
 
+    def test_sync_speech_to_download(self) -> None:
+        data = inp("text-to-speech", "fal-ai/kokoro", text="hello")
+        steps = run("fal-ai", data, {"audio": {"url": "https://v3.fal.media/o.flac"}}, FLAC)
+        assert steps == [download("https://v3.fal.media/o.flac"), Media(FLAC, "audio/flac")]
+
     def test_queue_flow_to_download(self) -> None:
         data = inp("text-to-video", "fal-ai/ltx-video", prompt="cat")
         # The response_url path differs from the submit path: the polls must follow it.
@@ -374,7 +379,6 @@ class TestFalAi:
         [
             ("image-to-image", {"images": [{"url": "https://v3.fal.media/o.png"}]}, "https://v3.fal.media/o.png"),
             ("image-to-video", {"video": {"url": "https://v3.fal.media/o.mp4"}}, "https://v3.fal.media/o.mp4"),
-            ("text-to-speech", {"audio": {"url": "https://v3.fal.media/o.wav"}}, "https://v3.fal.media/o.wav"),
         ],
     )
     def test_queue_results(self, task: Task, result: Any, url: str) -> None:

@@ -140,7 +140,8 @@ class FalImageToVideo(FalQueueTask):
         return with_options({**payload, **hf_params(inp)}, inp)
 
 
-class FalTextToSpeech(FalQueueTask):
+class FalTextToSpeech(FalTask):
+    # Synchronous, as huggingface_hub 2.4.0 calls it (the reference has no text-to-speech section).
     task = "text-to-speech"
     output_key = "audio"
 

@@ -154,7 +154,7 @@ class TogetherImageToVideo(_TogetherVideoTask):
     task = "image-to-video"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
-        image = media_ref(inp)
+        image = media_ref(inp, "image/png")  # huggingface_hub labels untyped bytes PNG for this route
         if inp.media_url is None and len(image) > INLINE_IMAGE_LIMIT:
             raise UnsupportedInput(
                 "image", "together image-to-video takes inline images up to ~60 KB; pass an https url instead"
