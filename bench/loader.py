@@ -28,6 +28,9 @@ MODEL = "bench/model"
 """An HF-style id (owner/name): hfbus resolves it without a catalog entry; the other systems pass it through."""
 MESSAGES = [{"role": "user", "content": "hi"}]
 TOKEN = "hf_bench"
+VECTORIZE_SUBJECT = "ai.vectorize"
+EMBED_MODEL = "intfloat/multilingual-e5-large"
+"""An embedding model the fake router's Hub maps to hf-inference feature-extraction (1,024 dimensions)."""
 
 now = time.monotonic
 """The one clock of the bench (the event loop's too), so timestamps and deadlines compare directly."""
@@ -103,6 +106,7 @@ class BusTarget:
         self._nc = nc
         self._wire = wire
         self._durable = durable
+        self._subject = SUBJECT
         self._js: JetStreamContext | None = nc.jetstream() if durable else None
         self._inbox_prefix = f"_INBOX.bench{uuid.uuid4().hex[:12]}."
         self._id_prefix = uuid.uuid4().hex[:12]
@@ -154,9 +158,9 @@ class BusTarget:
         try:
             async with asyncio.timeout_at(deadline):
                 if self._js is not None:
-                    await self._js.publish(SUBJECT, body, headers={"Nats-Msg-Id": request_id})
+                    await self._js.publish(self._subject, body, headers={"Nats-Msg-Id": request_id})
                 else:
-                    await self._nc.publish(SUBJECT, body, reply=inbox)
+                    await self._nc.publish(self._subject, body, reply=inbox)
                 final = await pending.future
             tokens, error = self._parse(final)
             if error is None and tokens != max_tokens:
@@ -168,6 +172,40 @@ class BusTarget:
         finally:
             del self._pending[inbox]
         return Sample(started, pending.first, now(), tokens if error is None else 0, pending.messages, error)
+
+
+def _final_vectorize(data: bytes) -> bool:
+    # msgspec writes the `type` tag first; a vectorize request ends with its result or an error.
+    return data.find(b'"result"', 0, 24) >= 0 or data.find(b'"error"', 0, 24) >= 0
+
+
+def _parse_vectorize(data: bytes) -> tuple[int, str | None]:
+    # A result is counted as one vector without decoding its 1,024 floats: the loader's cost per request must stay
+    # far below the consumer's. The scenario checks the vectors themselves on a sample, with the hfbus client.
+    if data.find(b'"result"', 0, 24) >= 0:
+        return 1, None
+    return _parse_typed(data)
+
+
+class VectorizeTarget(BusTarget):
+    """hfbus's `vectorize` tag over core NATS: one single-text request per call, `texts` taken in turn.
+
+    `request(max_tokens, deadline)` ignores `max_tokens`: a sample's `tokens` is the number of vectors (1).
+    """
+
+    def __init__(self, name: str, nc: NATS, texts: list[str]) -> None:
+        super().__init__(name, nc, "hfbus")
+        self._subject = VECTORIZE_SUBJECT
+        self._texts = texts
+        self._is_final = _final_vectorize
+        self._parse = _parse_vectorize
+
+    def _body(self, request_id: str, inbox: str, max_tokens: int) -> bytes:
+        text = self._texts[self._counter % len(self._texts)]
+        return orjson.dumps({"id": request_id, "model": EMBED_MODEL, "input": text})
+
+    async def request(self, max_tokens: int, deadline: float) -> Sample:
+        return await super().request(1, deadline)
 
 
 class DirectTarget:

@@ -22,10 +22,10 @@ from bench import report, scenarios
 from bench.anchor_runner import anchors_dir
 from bench.deps import ensure_baseline_deps
 from bench.profile import Profiler, ensure_py_spy, render
-from bench.scenarios import PACE_S, Plan
+from bench.scenarios import EMBED_LATENCY_S, PACE_S, Plan
 from bench.systems import B_COMMAND, REPO, SYSTEMS, Harness
 
-SCENARIOS = ("sequential", "burst", "scale", "memory", "paced200", "paced1000")
+SCENARIOS = ("sequential", "burst", "scale", "memory", "paced200", "paced1000", "vectorize")
 ZERO_DELAY = ("sequential", "burst", "scale", "memory")
 DEFAULT_SYSTEMS = ("direct", "hfbus-core", "hfbus-durable", "lean", "faststream")
 RESULTS = REPO / "bench" / "results"
@@ -175,6 +175,20 @@ async def _run(
                 profiler=profiler,
             )
         harness.stop_consumers()
+        harness.stop_router("paced")
+    if "vectorize" in chosen_scenarios:
+        # One hfbus core consumer, batching on vs off: the scenario compares hfbus with itself, not the systems.
+        if "hfbus-core" not in systems:
+            log("vectorize skipped: it measures hfbus core, which --systems leaves out")
+        else:
+            router = harness.start_router("vectorize", 0.0, embed_latency_s=EMBED_LATENCY_S)
+            log(f"vectorize phase: router {router} ({EMBED_LATENCY_S * 1e3:g} ms per feature-extraction call)")
+            try:
+                results["vectorize"] = await scenarios.vectorize(harness, "vectorize", plan, log, profiler)
+            except Exception as exc:  # a broken vectorize consumer must not cost the rows already measured
+                unavailable["vectorize"] = f"failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                log(f"vectorize failed: {exc}")
+            harness.stop_router("vectorize")
     await harness.close_targets()
     return results
 
@@ -238,6 +252,22 @@ def _print_report(
             rows.append((system, cells))
         headers = ["RSS MiB first", "RSS MiB last", "MiB/1k (slope)", "MiB/1k (ends)", "errors"]
         sections.append(report.table("consumer memory (RSS) by requests served", rows, headers))
+    if "vectorize" in results:
+        cols = [
+            ("requests/s", "requests_per_s", 3),
+            ("latency p50 ms", "latency_p50_ms", 3),
+            ("latency p99 ms", "latency_p99_ms", 3),
+            ("upstream calls/run", "upstream_calls", 3),
+            ("texts/call", "texts_per_call", 3),
+            ("CPU us/request", "cpu_us_per_request", 3),
+            *_CORES,
+            ("errors", "errors", 3),
+        ]
+        title = (
+            f"vectorize: {plan.vec_clients} clients, one text each, {EMBED_LATENCY_S * 1e3:g} ms per upstream call "
+            f"({plan.vec_s:g} s)"
+        )
+        sections.append(report.scenario_table(title, results["vectorize"]["rounds"], cols))
     comparisons = report.comparisons(results)
     if comparisons:
         sections.append(report.comparisons_table(comparisons))
@@ -246,7 +276,6 @@ def _print_report(
         sections.append(report.targets_table(targets))
     if profiler is not None:
         sections += [render(name, summary) for name, summary in profiler.summaries.items()]
-    sections.append(report.VECTORIZE_TODO)
     if (busy := report.background_load(results)) > 0.3:
         sections.append(
             f"WARNING: other work kept {busy:.2f} cores busy (median over measuring windows) on this "
@@ -271,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds=args.rounds,
             paced_rounds=min(args.rounds, plan.paced_rounds),
             paced1000_rounds=min(args.rounds, plan.paced1000_rounds),
+            vec_rounds=args.rounds,
         )
     systems = list(args.system_names or DEFAULT_SYSTEMS)
     if "scale" in args.scenarios and "hfbus-core-x2" not in systems:
@@ -322,11 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "scenarios": args.scenarios,
             "systems": systems,
             "pace_s": PACE_S,
+            "embed_latency_s": EMBED_LATENCY_S,
             "logs": str(log_dir),
         },
         "plan": asdict(plan),
         "unavailable": unavailable,
-        "todo": [report.VECTORIZE_TODO],
         "results": results,
         "profiles": profiler.summaries if profiler else {},
         **derived,

@@ -10,12 +10,6 @@ from typing import Any
 
 Rounds = dict[str, list[dict[str, float]]]
 
-VECTORIZE_TODO = (
-    "TODO vectorize: 200 concurrent single-text requests, micro-batched vs one upstream call per request "
-    "(target >= 5x, same vectors) -- not measured yet: needs a fake feature-extraction route that charges a "
-    "fixed latency per call, and a consumer setting that turns batching off for the baseline"
-)
-
 
 @dataclass(frozen=True)
 class Summary:
@@ -212,6 +206,34 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 "ms",
             )
         )
+    vec: dict[str, Any] = results.get("vectorize", {})
+    vec_rounds: Rounds = vec.get("rounds", {})
+    if "batching on" in vec_rounds and "batching off" in vec_rounds:
+        check = vec.get("vectors", {})
+        calls = " / ".join(
+            f"{metric(vec_rounds, mode, 'texts_per_call').fmt()} texts per call {mode.split()[-1]}"
+            for mode in ("batching on", "batching off")
+        )
+        out.append(
+            Target(
+                "vectorize @200: requests/s batching on / off",
+                paired(vec_rounds, "batching on", "batching off", "requests_per_s", ratio),
+                ">=",
+                5.0,
+                "x",
+                calls,
+            )
+        )
+        out.append(
+            Target(
+                "vectorize: sample vectors differing between runs",
+                summarize([float(check.get("mismatches", math.nan))]),
+                "<=",
+                0,
+                "",
+                f"{check.get('texts', 0)} texts x {check.get('runs', 0)} runs (on and off), exact equality",
+            )
+        )
     return out
 
 
@@ -261,10 +283,17 @@ def comparisons_table(items: Sequence[tuple[str, Summary, str]]) -> str:
     )
 
 
+def _rounds_of(results: dict[str, Any], scenario: str) -> Rounds:
+    """A scenario's rounds; vectorize keeps them beside its same-vectors check."""
+    found: dict[str, Any] = results.get(scenario, {})
+    rounds: Rounds = found.get("rounds", {}) if scenario == "vectorize" else found
+    return rounds
+
+
 def summary_json(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for scenario in ("sequential", "burst", "paced200", "paced1000"):
-        rounds: Rounds = results.get(scenario, {})
+    for scenario in ("sequential", "burst", "paced200", "paced1000", "vectorize"):
+        rounds: Rounds = _rounds_of(results, scenario)
         out[scenario] = {
             system: {
                 key: metric(rounds, system, key).as_json() for key in (rounds[system][0] if rounds[system] else {})
@@ -278,8 +307,8 @@ def background_load(results: dict[str, Any]) -> float:
     """Median `other_cores` over every measured round: how busy the machine was with work not ours."""
     values = [
         r["other_cores"]
-        for scenario in ("sequential", "burst", "paced200", "paced1000")
-        for rounds in results.get(scenario, {}).values()
+        for scenario in ("sequential", "burst", "paced200", "paced1000", "vectorize")
+        for rounds in _rounds_of(results, scenario).values()
         for r in rounds
         if not math.isnan(r.get("other_cores", math.nan))
     ]

@@ -10,13 +10,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.drive import Load, Run, drive, percentile, quiesce
+from bench.loader import EMBED_MODEL
 from bench.procs import rss_bytes
 from bench.profile import Profiler
 from bench.systems import Harness
+from schemas.subjects import Subjects
+from services.client import HfBus
 
 Metrics = dict[str, float]
 PACE_S = 0.01
 """The paced router's gap between tokens: 100 tokens/s per stream, as the issue asks."""
+EMBED_LATENCY_S = 0.02
+"""What the vectorize router charges per feature-extraction call, however many texts it carries."""
+VECTORIZE_MODES = {
+    "batching on": {"HFBUS_EMBED_BATCH_WAIT": "0.005", "HFBUS_EMBED_BATCH_SIZE": "64"},
+    "batching off": {"HFBUS_EMBED_BATCH_WAIT": "0"},
+}
+"""The two consumers the vectorize scenario compares: micro-batched, and one upstream call per request."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class Plan:
     paced_rounds: int
     paced1000_s: float
     paced1000_rounds: int
+    vec_s: float
+    vec_rounds: int
     seq_tokens: int = 16
     burst_clients: int = 50
     burst_tokens: int = 256
@@ -44,6 +56,14 @@ class Plan:
     """Consumer concurrency in the zero-delay phase: hfbus's default (and the anchor's)."""
     paced_concurrency: int = 1100
     """Consumer concurrency in the paced phase: room for 1,000 streams in one process."""
+    vec_clients: int = 200
+    vec_warmup_s: float = 0.3
+    """Excluded from the vectorize window: 200 clients starting at once send their first requests in one wave."""
+    vec_concurrency: int = 256
+    """Consumer concurrency for vectorize, in both modes: room for all 200 requests at once, so one upstream call
+    per request is not held back by the consumer's own slots and the ratio is batching's alone."""
+    vec_sample_texts: int = 32
+    """Texts whose vectors are compared, batching on vs off (sent at once, so batching groups them)."""
 
     @classmethod
     def full(cls) -> Plan:
@@ -58,6 +78,8 @@ class Plan:
             paced_rounds=3,
             paced1000_s=3.0,
             paced1000_rounds=3,
+            vec_s=2.0,
+            vec_rounds=5,
         )
 
     @classmethod
@@ -73,6 +95,8 @@ class Plan:
             paced_rounds=2,
             paced1000_s=2.0,
             paced1000_rounds=1,
+            vec_s=1.0,
+            vec_rounds=2,
         )
 
 
@@ -105,8 +129,16 @@ def _window(run: Run) -> Metrics:
     metrics = {
         "tokens_per_s": tokens / seconds,
         "cpu_us_per_token": cpu / tokens * 1e6 if tokens else math.nan,
-        "consumer_cores": cpu / seconds,
     }
+    return metrics | _cores(run)
+
+
+def _cores(run: Run) -> Metrics:
+    """Cores each process group used over the window (`consumer_cores`, `router_cores`, ..., `other_cores`)."""
+    seconds = run.window_s
+    if seconds <= 0:
+        return {}
+    metrics = {"consumer_cores": run.cpu_in_window("consumer") / seconds if run.consumers else math.nan}
     # Where the rest of the 2 cores went: a saturated router or loader would cap every system alike, and
     # `other_cores` (the machine's busy time not spent by the bench) flags rounds disturbed by other jobs.
     ours = 0.0
@@ -292,3 +324,124 @@ def memory_growth(requests: Sequence[int], rss_mib: Sequence[float]) -> dict[str
         "growth_mib_per_1000": slope,
         "growth_endpoints_mib_per_1000": (rss_mib[-1] - rss_mib[0]) / (xs[-1] - xs[0]),
     }
+
+
+async def vectorize(
+    harness: Harness, router_key: str, plan: Plan, progress: Progress, profiler: Profiler | None = None
+) -> dict[str, Any]:
+    """200 closed-loop clients, one text per request, against a router that charges a fixed latency per call.
+
+    Each round starts a fresh `hfbus run --tags vectorize` consumer per mode (batching on and off, the order
+    alternating by round), measures requests/s over a fixed window, counts the feature-extraction calls of
+    router `router_key` (a `bench.router` with `--embed-latency`) over the run, and then asks the vectors of
+    `vec_sample_texts` texts through the hfbus client; every run must return exactly the same vectors.
+    With a profiler for `hfbus-core`, each mode then gets one more, unscored run with py-spy attached.
+    Returns `{"rounds": {mode: [metrics per round]}, "vectors": the same-vectors check}`.
+    """
+    texts = [f"vectorize bench text {i}: NATS subjects meet HuggingFace providers" for i in range(1000)]
+    sample = [f"same-vectors sample {i}" for i in range(plan.vec_sample_texts)]
+    load = Load(
+        clients=plan.vec_clients,
+        max_tokens=1,
+        duration_s=plan.vec_warmup_s + plan.vec_s,
+        max_requests=1_000_000,
+        warmup_s=plan.vec_warmup_s,
+        drain_s=15.0,
+    )
+    warm = Load(clients=plan.vec_clients, max_tokens=1, duration_s=10.0, max_requests=3 * plan.vec_clients)
+    rounds: dict[str, list[Metrics]] = {mode: [] for mode in VECTORIZE_MODES}
+    seen: dict[str, list[float]] = {}  # each sample text's vector from the first run; every other run must equal it
+    mismatches: list[str] = []
+    checked_runs = 0
+    router = harness.router_urls[router_key]
+    for index in range(plan.vec_rounds):
+        for mode in _rotate(list(VECTORIZE_MODES), index):
+            name = f"vectorize-{mode.split()[-1]}"
+            target = await harness.start_vectorize(name, router, plan.vec_concurrency, VECTORIZE_MODES[mode], texts)
+            try:
+                pid = harness.consumers[name][0].pid
+                # Opens the consumer's upstream connections (up to one per client with batching off).
+                await drive(target, warm, [])
+                await quiesce(harness.all_pids())
+                groups = {
+                    "router": [harness.routers[router_key].pid],
+                    "nats": [harness.servers["vectorize"].process.pid],
+                }
+                calls_before = await harness.embed_calls(router_key)
+                run = await drive(target, load, [pid], groups)
+                calls = await harness.embed_calls(router_key) - calls_before
+                metrics = _vectorize_metrics(run, calls)
+                vectors, check_calls = await _sample_vectors(harness, router_key, sample)
+            finally:
+                harness.stop_consumer(name)
+            checked_runs += 1
+            for text, got in zip(sample, vectors, strict=True):
+                expected = seen.setdefault(text, got)
+                if got != expected:
+                    mismatches.append(f"{mode}, round {index + 1}: {text!r}")
+            metrics["sample_upstream_calls"] = float(check_calls)
+            rounds[mode].append(metrics)
+            kinds = Counter(run.errors).most_common(2)
+            errors = f" (errors: {'; '.join(f'{n}x {e}' for e, n in kinds)})" if kinds else ""
+            progress(
+                f"vectorize round {index + 1}/{plan.vec_rounds} {mode}: "
+                f"requests/s={metrics['requests_per_s']:.4g}, upstream calls={calls}, "
+                f"texts/call={metrics['texts_per_call']:.3g}, p50={metrics['latency_p50_ms']:.3g} ms, "
+                f"sample: {len(sample)} texts in {check_calls} calls{errors}"
+            )
+    for mode in VECTORIZE_MODES:
+        if profiler is None or "hfbus-core" not in profiler.systems:
+            break
+        name = f"vectorize-{mode.split()[-1]}"
+        target = await harness.start_vectorize(name, router, plan.vec_concurrency, VECTORIZE_MODES[mode], texts)
+        try:
+            pids = [c.pid for c in harness.consumers[name]]
+            await drive(target, warm, [])
+            await quiesce(harness.all_pids())
+            system = f"hfbus-core-batching-{mode.split()[-1]}"
+            recordings = profiler.begin("vectorize", system, pids)
+            await asyncio.sleep(0.5)  # let py-spy attach before the load starts
+            await drive(target, load, pids)
+            summary = profiler.end("vectorize", system, recordings)
+        finally:
+            harness.stop_consumer(name)
+        progress(f"vectorize {mode}: profiled, {summary['samples']} busy samples (summary at the end)")
+    check = {
+        "texts": len(sample),
+        "runs": checked_runs,
+        "mismatches": len(mismatches),
+        "examples": mismatches[:5],
+    }
+    return {"rounds": rounds, "vectors": check}
+
+
+def _vectorize_metrics(run: Run, upstream_calls: int) -> Metrics:
+    a, b = run.window[0].at, run.window[1].at
+    done = [s for s in run.ok if a <= s.ended < b]
+    seconds = run.window_s
+    latencies = [s.ended - s.started for s in run.started_in_window() if s.error is None]
+    cpu = run.cpu_in_window("consumer")
+    return {
+        "requests_per_s": len(done) / seconds if seconds > 0 else math.nan,
+        "latency_p50_ms": _ms(percentile(latencies, 0.5)),
+        "latency_p99_ms": _ms(percentile(latencies, 0.99)),
+        "upstream_calls": float(upstream_calls),
+        "texts_per_call": len(run.ok) / upstream_calls if upstream_calls else math.nan,
+        "cpu_us_per_request": cpu / len(done) * 1e6 if done else math.nan,
+        "requests": float(len(run.samples)),
+        "errors": float(len(run.errors)),
+    } | _cores(run)
+
+
+async def _sample_vectors(harness: Harness, router_key: str, texts: list[str]) -> tuple[list[list[float]], int]:
+    """Each text's vector through the hfbus client, all sent at once; and the upstream calls they took."""
+    bus = HfBus(harness.connections["vectorize"], Subjects(), "core")
+    before = await harness.embed_calls(router_key)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(bus.embed(text, model=EMBED_MODEL).result() for text in texts)), 30.0
+    )
+    calls = await harness.embed_calls(router_key) - before
+    for text, result in zip(texts, results, strict=True):
+        if len(result.vectors) != 1:
+            raise RuntimeError(f"vectorize {text!r}: {len(result.vectors)} vectors for one text")
+    return [result.vectors[0] for result in results], calls

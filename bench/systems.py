@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import aiohttp
 from nats.aio.client import Client as NATS
 
 from bench import loader
 from bench.anchor_runner import anchors_dir
 from bench.drive import Load, drive
-from bench.loader import BusTarget, DirectTarget, Target, now
+from bench.loader import BusTarget, DirectTarget, Target, VectorizeTarget, now
 from bench.procs import Child, cpu_seconds, free_port, spawn, wait_for_port
+from bench.router import COUNTERS_PATH
 from services import natsserver
 
 Kind = Literal["direct", "hfbus", "lean", "faststream"]
@@ -92,15 +94,23 @@ class Harness:
 
     # -- infrastructure ---------------------------------------------------------------------------------------
 
-    def start_router(self, key: str, pace_s: float) -> str:
+    def start_router(self, key: str, pace_s: float, *, embed_latency_s: float = 0.0) -> str:
         port = free_port()
         argv = [sys.executable, "-m", "bench.router", "--port", str(port), "--pace", str(pace_s)]
+        argv += ["--embed-latency", str(embed_latency_s)]
         child = spawn(f"router-{key}", argv, env=_child_env({}), log_dir=self.log_dir, cwd=REPO)
         self.routers[key] = child
         wait_for_port(port, child)
         url = f"http://127.0.0.1:{port}"
         self.router_urls[key] = url
         return url
+
+    async def embed_calls(self, key: str) -> int:
+        """Feature-extraction calls router `key` has served since it started (`bench.router`'s counter)."""
+        async with aiohttp.ClientSession() as session:
+            async with session.get(self.router_urls[key] + COUNTERS_PATH) as response:
+                response.raise_for_status()
+                return int((await response.json())["embed_calls"])
 
     def stop_router(self, key: str) -> None:
         child = self.routers.pop(key, None)
@@ -190,6 +200,43 @@ class Harness:
         self.consumers[spec.name] = children
         await _wait_ready(bus_target, children)
         await _warm_up(bus_target, children)
+
+    async def start_vectorize(
+        self, name: str, router: str, concurrency: int, settings: dict[str, str], texts: list[str]
+    ) -> VectorizeTarget:
+        """One `hfbus run --tags vectorize --mode core` process with the extra `settings` (HFBUS_EMBED_BATCH_*).
+
+        Every vectorize consumer shares one nats-server (`vectorize`): the scenario runs one at a time, each
+        stopped before the next starts, and one loader target whose `texts` (what it sends, in turn) the first
+        call fixes. Returns once the consumer answers; raises with its log on failure.
+        """
+        self._generation += 1
+        if "vectorize" not in self.servers:
+            await self.start_nats("vectorize")
+        target = self.targets.get("vectorize")
+        if not isinstance(target, VectorizeTarget):
+            target = VectorizeTarget("vectorize", self.connections["vectorize"], texts)
+            await target.start()
+            self.targets["vectorize"] = target
+        argv = [*_hfbus_command("BENCH_HFBUS_COMMAND"), "run", "--tags", "vectorize", "--mode", "core"]
+        env = {
+            "NATS_URL": self.servers["vectorize"].url,
+            "HF_ROUTER_URL": router,
+            "HF_HUB_URL": router,  # the fake router serves the Hub's provider mapping too
+            "HUGGINGFACE_API_KEY": loader.TOKEN,
+            "HFBUS_CONCURRENCY": str(concurrency),
+            "HFBUS_LOG_LEVEL": "WARNING",
+            "HFBUS_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+            **settings,
+        }
+        child = spawn(f"{name}-g{self._generation}", argv, env=_child_env(env), log_dir=self.log_dir, cwd=REPO)
+        self.consumers[name] = [child]
+        await _wait_ready(target, [child])
+        return target
+
+    def stop_consumer(self, name: str) -> None:
+        for child in self.consumers.pop(name, []):
+            child.stop()
 
     def stop_consumers(self) -> None:
         for children in self.consumers.values():

@@ -88,6 +88,8 @@ class FakeRouter:
         """Make the next submitted job (fal queue, Replicate, WaveSpeed, Together video) end in its failed state."""
         self.replicate_ready = True
         """False: Replicate answers 201 with `output: null`, as when `Prefer: wait` ran out."""
+        self.embed_latency_s = 0.0
+        """Seconds every feature-extraction call waits before answering, however many texts it carries."""
         self.jobs: dict[str, media.Job] = {}
         self.cancelled_jobs: list[str] = []
         """Ids of fal queue requests cancelled through their cancel_url."""

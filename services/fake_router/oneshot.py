@@ -6,6 +6,7 @@ done, and a prediction that is not (`replicate_ready = False`) comes back with `
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -40,6 +41,14 @@ from .media import (
     texts_field,
     transcript,
 )
+
+
+async def _embed_latency(state: MediaState) -> None:
+    """The router's fixed cost of one feature-extraction call (`FakeRouter.embed_latency_s`), once per call."""
+    delay: float = getattr(state, "embed_latency_s", 0.0)
+    if delay > 0:
+        await asyncio.sleep(delay)
+
 
 # --- hf-inference --------------------------------------------------------------------------------------------
 
@@ -89,6 +98,7 @@ async def hf_inference_pipeline(request: web.Request, state: MediaState) -> web.
         raise Rejected(_hf_error(400)(f"Model {model} does not support pipeline {pipeline}"))
     body = await json_object(request, _hf_error(400))
     inputs = texts_field(body, "inputs", _hf_error(400))
+    await _embed_latency(state)
     dims, normalize = EMBEDDING_DIMS.get(model, DEFAULT_EMBEDDING_DIMS), body.get("normalize") is not False
     if isinstance(inputs, str):
         return json_response(200, embedding(inputs, dims, normalize=normalize))
@@ -134,6 +144,7 @@ async def together_embeddings(request: web.Request, state: MediaState) -> web.Re
     if mapped(state, "together", model, openai_error(404)).task != "feature-extraction":
         raise Rejected(openai_error(400)(f"{model} is not an embedding model"))
     inputs = texts_field(body, "input", openai_error(400))
+    await _embed_latency(state)
     texts = [inputs] if isinstance(inputs, str) else inputs
     dims = EMBEDDING_DIMS.get(model, DEFAULT_EMBEDDING_DIMS)
     data = [{"object": "embedding", "index": i, "embedding": embedding(text, dims)} for i, text in enumerate(texts)]
