@@ -37,6 +37,14 @@ class Subjects:
     def cancel_all(self) -> str:
         return f"{self.prefix}.cancel.*"
 
+    def final(self, tag: Tag, request_id: str) -> str:
+        """Where durable mode keeps each request's final output, so a subscriber that missed it can fetch it."""
+        return f"{self.prefix}.final.{tag}.{request_id}"
+
+    @property
+    def finals_stream(self) -> str:
+        return f"{self.stream}_FINALS"
+
     def dead(self, tag: Tag) -> str:
         """Where requests that could not be completed are copied, with the reason in headers."""
         return f"{self.prefix}.dead.{tag}"

@@ -23,7 +23,7 @@ from services.discovery import Discovery
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
 from services.inflight import InFlight
-from services.jetstream import ensure_dead_letter_stream, ensure_stream
+from services.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_stream
 from services.media_store import MediaStore
 from services.observability import HealthServer, Metrics
 from services.outputs import Deps
@@ -67,6 +67,7 @@ class App:
             if settings.mode == "durable":
                 await ensure_stream(nc, settings)
                 await ensure_dead_letter_stream(nc, settings)
+                await ensure_finals_stream(nc, settings)
             media = MediaStore(nc, settings, upstream)
             if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
                 await media.open()

@@ -18,8 +18,10 @@ import anyio
 import msgspec
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NotFoundError
 
 from schemas import (
     ChatMessage,
@@ -48,6 +50,23 @@ MediaLike = MediaInput | bytes | str | Path
 """An https URL (str), a local file (Path), raw bytes, or a ready `MediaInput`."""
 R = TypeVar("R", bound=Result)
 OnProgress = Callable[[Progress], Awaitable[None] | None]
+
+
+OUTPUTS: dict[Tag, Any] = {
+    Tag.CHAT: ChatOutput,
+    Tag.PIC2TEXT: ChatOutput,
+    Tag.VECTORIZE: VectorizeOutput,
+    Tag.TEXT2PIC: ImageOutput,
+    Tag.PIC2PIC: ImageOutput,
+    Tag.TEXT2VID: VideoOutput,
+    Tag.PIC2VID: VideoOutput,
+    Tag.SOUND2TEXT: Sound2TextOutput,
+    Tag.TEXT2SOUND: Text2SoundOutput,
+}
+"""What a subscriber decodes on each tag's reply subject."""
+
+FINAL_RECHECK_S = 2.0
+"""After this much silence a durable-mode stream checks whether its final output was kept while it was away."""
 
 
 class BusTimeout(TimeoutError):
@@ -103,12 +122,8 @@ class Stream(Generic[R]):
             attempt = 1
             timeout = self._first_timeout
             while True:
-                try:
-                    msg = await subscription.next_msg(timeout=timeout)
-                except NatsTimeoutError:
-                    raise BusTimeout(f"no output for request {self.id} within {timeout:g}s") from None
+                output = await self._next(subscription, timeout, attempt)
                 timeout = self._idle_timeout
-                output = JSON_CODEC.decode(msg.data, self._output_type)
                 if output.attempt < attempt:
                     continue  # a late output of an attempt that was already superseded
                 attempt = output.attempt
@@ -124,6 +139,27 @@ class Stream(Generic[R]):
                     return
         finally:
             await subscription.unsubscribe()
+
+    async def _next(self, subscription: Subscription, wait_s: float, attempt: int) -> Any:
+        """The next output; in durable mode, a final output that was kept while this connection was away.
+
+        Outputs are plain NATS messages: one sent while the connection was reconnecting is gone. Durable mode
+        also keeps each final output in a stream, so after a silence the client looks there before waiting on.
+        """
+        deadline = anyio.current_time() + wait_s
+        while True:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                raise BusTimeout(f"no output for request {self.id} within {wait_s:g}s")
+            wait = min(left, FINAL_RECHECK_S) if self._bus.mode == "durable" else left
+            try:
+                msg = await subscription.next_msg(timeout=wait)
+            except NatsTimeoutError:
+                kept = await self._bus.final(self._tag, self.id)
+                if kept is not None and kept.attempt >= attempt:
+                    return kept
+                continue
+            return JSON_CODEC.decode(msg.data, self._output_type)
 
     async def result(self) -> R:
         """Run to the end; the result, or `RequestFailed` carrying the error."""
@@ -257,6 +293,16 @@ class HfBus:
         request = ModelsRequest(tag=Tag(tag) if tag is not None else None)
         reply = await self.nc.request(self.subjects.models, JSON_CODEC.encode(request), timeout=wait_s)
         return JSON_CODEC.decode_as(reply.data, ModelsReply)
+
+    async def final(self, tag: Tag, request_id: str) -> Any | None:
+        """The kept final output of a request (durable mode keeps them for HFBUS_FINALS_TTL), or None."""
+        if self.mode != "durable":
+            return None
+        try:
+            kept = await self.nc.jsm().get_last_msg(self.subjects.finals_stream, self.subjects.final(tag, request_id))
+        except (NotFoundError, NatsTimeoutError, NoRespondersError):
+            return None
+        return JSON_CODEC.decode(kept.data or b"", OUTPUTS[tag])
 
     async def download(self, ref: MediaRef) -> bytes:
         """A result's media bytes (inline or from the object store), checked against its sha256."""

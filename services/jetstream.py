@@ -54,6 +54,26 @@ async def ensure_dead_letter_stream(nc: NATS, settings: Settings) -> None:
     await _create_or_update(nc, config)
 
 
+async def ensure_finals_stream(nc: NATS, settings: Settings) -> None:
+    """Keeps the last final output of every request for `finals_ttl_s`: outputs are plain NATS messages, so a
+    subscriber that was away when its final went out fetches it from here instead of losing it."""
+    subjects = settings.subjects
+    await _create_or_update(
+        nc,
+        api.StreamConfig(
+            name=subjects.finals_stream,
+            subjects=[f"{subjects.prefix}.final.>"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            max_age=settings.finals_ttl_s,
+            max_msgs_per_subject=1,
+            max_msg_size=-1,
+            num_replicas=settings.replicas,
+            allow_direct=True,
+        ),
+    )
+
+
 async def _create_or_update(nc: NATS, config: api.StreamConfig) -> None:
     js = nc.jsm()
     try:

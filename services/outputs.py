@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from services.hf.client import HfClient
 from services.media_store import MediaStore
 from services.observability import Metrics, RequestRecord
 from services.tracing import span
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from services.runtime import TagRunner
@@ -165,6 +168,7 @@ class Outputs:
             self.first_output_at = time.monotonic()
         with span("publish"):
             await self._nc.publish(self._subject, payload, headers=self._headers)
+            await self._keep(payload, self._headers)
 
     async def error(self, err: ServiceError, *, core_request: bool) -> None:
         output = Error(
@@ -185,8 +189,20 @@ class Outputs:
         if core_request:  # what `nats request` and micro-aware clients look at
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
+        payload = self._codec.encode(output)
         with span("publish"):
-            await self._nc.publish(self._subject, self._codec.encode(output), headers=headers or None)
+            await self._nc.publish(self._subject, payload, headers=headers or None)
+            await self._keep(payload, headers or None)
+
+    async def _keep(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        """Durable mode also stores the final output (acknowledged) before the request is acked."""
+        settings = self.runner.settings
+        if settings.mode != "durable" or not self._id:
+            return
+        try:
+            await self._nc.jetstream().publish(settings.subjects.final(self.tag, self._id), payload, headers=headers)
+        except Exception as exc:
+            logger.warning("could not keep the final output of %s request %s: %r", self.tag, self._id, exc)
 
 
 def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:

@@ -79,6 +79,7 @@ class TagRunner:
     ) -> None:
         self.tag = tag
         self.deps = deps
+        self.settings = settings
         self.limits = Limits(max_messages=settings.max_messages, max_tokens=settings.max_tokens)
         self.counters = Counters()
         self._nc = nc

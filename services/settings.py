@@ -92,6 +92,8 @@ class Settings:
     replicas: int = 1
     """JetStream replicas of the work-queue stream (3 on a three-node cluster)."""
     dedupe_window_s: float = 120.0
+    finals_ttl_s: float = 3600.0
+    """How long durable mode keeps each request's final output for subscribers that missed it."""
     mapping_ttl_s: float = 600.0
     """How long a model's Hub provider mapping is trusted before it is fetched again."""
     cooldown_after: int = 3
@@ -162,6 +164,7 @@ class Settings:
             max_deliver=reader.integer("HFBUS_MAX_DELIVER", defaults.max_deliver),
             replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
             dedupe_window_s=reader.seconds("HFBUS_DEDUPE_WINDOW", defaults.dedupe_window_s),
+            finals_ttl_s=reader.seconds("HFBUS_FINALS_TTL", defaults.finals_ttl_s),
             mapping_ttl_s=reader.seconds("HFBUS_MAPPING_TTL", defaults.mapping_ttl_s),
             cooldown_after=reader.integer("HFBUS_COOLDOWN_AFTER", defaults.cooldown_after),
             cooldown_s=reader.seconds("HFBUS_COOLDOWN", defaults.cooldown_s),

@@ -330,3 +330,19 @@ async def test_a_durable_request_published_twice_runs_once(settings: Settings, r
     assert isinstance(outputs[-1], ChatResult)
     assert extra == 0
     assert len(router.requests) == 1
+
+
+async def test_a_durable_final_output_missed_by_its_subscriber_is_kept_for_it(
+    settings: Settings, router: FakeRouter, nc: NATS
+) -> None:
+    settings = replace(settings, mode="durable")
+    request_id = uuid.uuid4().hex
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        # Outputs sent to an inbox nobody listens to, as while a subscriber is reconnecting.
+        payload = chat_payload(request_id, reply_to="_INBOX.away")
+        await nc.jetstream().publish(f"{settings.prefix}.chat", payload, headers={"Nats-Msg-Id": request_id})
+        await eventually(lambda: app.runners[Tag.CHAT].counters.handled == 1)
+        kept = await bus.final(Tag.CHAT, request_id)
+
+    assert isinstance(kept, ChatResult) and kept.id == request_id
+    assert kept.text == expected_text([{"role": "user", "content": "hi"}], 16)
