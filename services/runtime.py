@@ -68,6 +68,8 @@ class Counters:
     failed: int = 0
     rejected: int = 0
     redelivered: int = 0
+    already_answered: int = 0
+    """Redeliveries settled without running: their final output had been kept already."""
     dead_lettered: int = 0
 
 
@@ -175,6 +177,18 @@ class TagRunner:
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
         return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
 
+    async def _already_answered(self, request_id: str) -> bool:
+        """Whether a final output of this request is kept (durable mode); asked only for redeliveries."""
+        subjects = self._settings.subjects
+        try:
+            await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(self.tag, request_id), direct=True)
+        except NotFoundError:
+            return False
+        except Exception:
+            logger.warning("could not check whether %s request %s was already answered", self.tag, request_id)
+            return False
+        return True
+
     async def _reject(
         self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
     ) -> None:
@@ -251,6 +265,13 @@ class TagRunner:
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
+            if await self._already_answered(request_id):
+                # The final output went out (and was kept) but the ack was lost: running it again would
+                # answer twice and bill twice.
+                logger.info("%s request %s was already answered; settling the redelivery", self.tag, request_id)
+                self.counters.already_answered += 1
+                await delivery.ack()
+                return
         outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers)
         metrics = self.deps.metrics
         metrics.started(self.tag)

@@ -10,6 +10,7 @@ import pytest
 
 from schemas import ChatRequest, Error, ErrorCode, Tag
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
+from services.bus import Delivery
 from services.client import HfBus
 from services.fake_router import FakeRouter
 from services.handlers import HANDLERS, HandlerSpec
@@ -18,6 +19,14 @@ from services.settings import Settings
 from tests.conftest import eventually, running
 
 pytestmark = pytest.mark.integration
+
+
+async def drained_backlog(bus: HfBus, settings: Settings) -> int:
+    """Requests left in the work queue, once the runtime's last settle (term/ack, not awaited) has landed."""
+    with anyio.move_on_after(5):
+        while backlog := (await bus.nc.jsm().stream_info(settings.subjects.stream)).state.messages:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+    return backlog
 
 
 async def crash(request: ChatRequest, ctx: Any) -> None:
@@ -42,7 +51,7 @@ async def test_a_request_that_crashes_every_delivery_ends_with_one_error_and_is_
             outputs = [o async for o in bus.chat("poison")]
         counters = app.runners[Tag.CHAT].counters
         dead = await bus.nc.jsm().get_last_msg(settings.subjects.dead_stream, settings.subjects.dead(Tag.CHAT))
-        backlog = (await bus.nc.jsm().stream_info(settings.subjects.stream)).state.messages
+        backlog = await drained_backlog(bus, settings)
 
     assert len(outputs) == 1
     error = outputs[0]
@@ -67,11 +76,35 @@ async def test_a_request_whose_consumers_never_finish_is_answered_when_jetstream
             outputs = [o async for o in bus.chat("never finishes")]
         await eventually(lambda: app.runners[Tag.CHAT].counters.dead_lettered == 1)
         dead = await bus.nc.jsm().get_last_msg(settings.subjects.dead_stream, settings.subjects.dead(Tag.CHAT))
-        backlog = (await bus.nc.jsm().stream_info(settings.subjects.stream)).state.messages
+        backlog = await drained_backlog(bus, settings)
 
     assert len(outputs) == 1
     error = outputs[0]
     assert isinstance(error, Error) and error.code == ErrorCode.INTERNAL
     assert "gave up after 2 deliveries" in error.message
     assert dead.headers is not None and "never finished" in dead.headers[DEAD_REASON]
+    assert backlog == 0
+
+
+async def test_a_redelivery_of_a_request_already_answered_is_settled_without_running_it(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acks: list[object] = []
+    real_ack = Delivery.ack
+
+    async def lose_the_first_ack(self: Delivery) -> None:
+        # As when a consumer dies between publishing the final output and acking, or the ack is lost.
+        acks.append(self)
+        if len(acks) > 1:
+            await real_ack(self)
+
+    monkeypatch.setattr(Delivery, "ack", lose_the_first_ack)
+    settings = replace(settings, mode="durable", ack_wait_s=1.0)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("answer me once")]
+        await eventually(lambda: app.runners[Tag.CHAT].counters.already_answered == 1, within=10)
+        backlog = await drained_backlog(bus, settings)
+
+    assert [type(o).__name__ for o in outputs][-1] == "ChatResult"
+    assert len(router.requests) == 1, "the redelivery did not call the router again"
     assert backlog == 0
