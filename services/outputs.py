@@ -166,6 +166,8 @@ class Outputs:
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
+        if await self._superseded():
+            return
         with span("publish"):
             await self._nc.publish(self._subject, payload, headers=self._headers)
             await self._keep(payload, self._headers)
@@ -190,9 +192,21 @@ class Outputs:
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
         payload = self._codec.encode(output)
+        if await self._superseded():
+            return
         with span("publish"):
             await self._nc.publish(self._subject, payload, headers=headers or None)
             await self._keep(payload, headers or None)
+
+    async def _superseded(self) -> bool:
+        """Durable mode: another delivery of this request already sent (and kept) its final output.
+
+        Two deliveries can run at once when a consumer lost its connection mid-request; the later one to
+        finish stays silent instead of answering a second time.
+        """
+        if self.runner.settings.mode != "durable" or not self._id:
+            return False
+        return await self.runner.already_answered(self._id)
 
     async def _keep(self, payload: bytes, headers: dict[str, str] | None) -> None:
         """Durable mode also stores the final output (acknowledged) before the request is acked."""
