@@ -14,6 +14,7 @@ from nats.js.object_store import ObjectStore
 from schemas.media import MediaInput, MediaRef
 from services.errors import InvalidRequest, TooLarge
 from services.handlers._context import LoadedMedia, MediaKind
+from services.media_types import sniff
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,32 +32,6 @@ _EXTENSIONS = {
     "audio/ogg": "ogg",
     "audio/mp4": "m4a",
 }
-
-
-def sniff(data: bytes) -> str | None:
-    """The media type the bytes' signature says, or None; never trust a declared type alone."""
-    head = data[:16]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head.startswith(b"fLaC"):
-        return "audio/flac"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio/mpeg"
-    if head[4:8] == b"ftyp":
-        return "audio/mp4" if head[8:11] == b"M4A" else "video/mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    return None
 
 
 def _fits(kind: MediaKind, media_type: str) -> bool:

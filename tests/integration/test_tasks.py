@@ -19,7 +19,7 @@ from services import natsserver
 from services.client import HfBus, Stream
 from services.fake_router import TRANSCRIPT_TEXT, FakeRouter, Fault
 from services.fake_router.files import png, wav
-from services.media_store import sniff
+from services.media_types import sniff
 from services.settings import Settings
 from tests.conftest import running, send_raw
 

@@ -6,6 +6,8 @@ import base64
 import binascii
 from urllib.parse import urlsplit
 
+from services.media_types import sniff
+
 from ._errors import ProviderReplyInvalid, UnsupportedInput
 from ._types import Download, HttpCall, HttpReply, Media, Task, TaskInput
 
@@ -69,29 +71,6 @@ def media_bytes(inp: TaskInput) -> bytes:
     return inp.media
 
 
-def sniff_type(data: bytes) -> str | None:
-    """The media type from the first bytes, for replies that carry none (base64 images, bare CDN files)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
-        return "image/webp" if data[8:12] == b"WEBP" else "audio/wav"
-    if data.startswith(b"fLaC"):
-        return "audio/flac"
-    if data.startswith(b"OggS"):
-        return "audio/ogg"
-    if data.startswith(b"ID3") or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio/mpeg"
-    if data[4:8] == b"ftyp":
-        return "video/mp4"
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    return None
-
-
 def media_type_of(task: Task, data: bytes, header: str | None = None, url: str = "") -> str:
     """Best media type: a specific Content-Type header, then the URL's extension, then magic bytes, then the task's."""
     declared = bare_type(header)
@@ -99,7 +78,7 @@ def media_type_of(task: Task, data: bytes, header: str | None = None, url: str =
         return declared
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _BY_EXTENSION.get(extension) or sniff_type(data) or _TASK_DEFAULT.get(task, "application/octet-stream")
+    return _BY_EXTENSION.get(extension) or sniff(data) or _TASK_DEFAULT.get(task, "application/octet-stream")
 
 
 def decode_b64(value: str, what: str) -> bytes:
