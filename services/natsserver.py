@@ -256,25 +256,50 @@ def node_config(
     return "\n".join(lines) + "\n"
 
 
+def _prepare_node(
+    root: Path,
+    name: str,
+    host: str,
+    port: int,
+    monitor_port: int,
+    *,
+    cluster: tuple[str, int, list[str]] | None = None,
+) -> Node:
+    """A node's folders and config file; `cluster` is (cluster name, cluster port, routes) for a routed node."""
+    node_root = root / name
+    node_root.mkdir(parents=True, exist_ok=True)
+    node = Node(
+        name=name,
+        config_path=node_root / "nats-server.conf",
+        store_dir=node_root / "jetstream",
+        log_path=node_root / "nats-server.log",
+        host=host,
+        port=port,
+        monitor_port=monitor_port,
+        cluster_port=cluster[1] if cluster else None,
+    )
+    cluster_name, cluster_port, routes = cluster if cluster else (None, None, [])
+    node.config_path.write_text(
+        node_config(
+            name,
+            host=host,
+            port=port,
+            monitor_port=monitor_port,
+            store_dir=node.store_dir,
+            cluster_name=cluster_name,
+            cluster_port=cluster_port,
+            routes=routes,
+        )
+    )
+    return node
+
+
 def start_node(
     store_root: str | os.PathLike[str], *, name: str = "n1", host: str = "127.0.0.1", ready_timeout: float = 15.0
 ) -> Node:
     """One standalone JetStream server on fixed ports, restartable with `stop()` / `start()`."""
-    root = Path(store_root) / name
-    root.mkdir(parents=True, exist_ok=True)
     port, monitor_port = free_ports(2, host)
-    node = Node(
-        name=name,
-        config_path=root / "nats-server.conf",
-        store_dir=root / "jetstream",
-        log_path=root / "nats-server.log",
-        host=host,
-        port=port,
-        monitor_port=monitor_port,
-    )
-    node.config_path.write_text(
-        node_config(name, host=host, port=node.port, monitor_port=node.monitor_port, store_dir=node.store_dir)
-    )
+    node = _prepare_node(Path(store_root), name, host, port, monitor_port)
     node.start(ready_timeout)
     return node
 
@@ -292,37 +317,20 @@ def start_cluster(
     Returns once every process accepts clients; JetStream needs a few more seconds to elect a meta leader, so
     callers wait with `Cluster.wait_healthy()` before creating streams.
     """
-    root = Path(store_root)
     ports = iter(free_ports(3 * n, host))
     # (client, monitor, cluster) ports per node, all fixed so a restarted node comes back where it was.
     plan = [(f"n{i}", next(ports), next(ports), next(ports)) for i in range(1, n + 1)]
-    nodes: list[Node] = []
-    for name, port, monitor_port, cluster_port in plan:
-        node_root = root / name
-        node_root.mkdir(parents=True, exist_ok=True)
-        node = Node(
-            name=name,
-            config_path=node_root / "nats-server.conf",
-            store_dir=node_root / "jetstream",
-            log_path=node_root / "nats-server.log",
-            host=host,
-            port=port,
-            monitor_port=monitor_port,
-            cluster_port=cluster_port,
+    nodes = [
+        _prepare_node(
+            Path(store_root),
+            name,
+            host,
+            port,
+            monitor_port,
+            cluster=(cluster_name, cluster_port, [f"nats-route://{host}:{o[3]}" for o in plan if o[0] != name]),
         )
-        node.config_path.write_text(
-            node_config(
-                name,
-                host=host,
-                port=node.port,
-                monitor_port=node.monitor_port,
-                store_dir=node.store_dir,
-                cluster_name=cluster_name,
-                cluster_port=node.cluster_port,
-                routes=[f"nats-route://{host}:{other[3]}" for other in plan if other[0] != name],
-            )
-        )
-        nodes.append(node)
+        for name, port, monitor_port, cluster_port in plan
+    ]
     cluster = Cluster(nodes)
     try:
         for node in nodes:
