@@ -26,13 +26,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError
 
-from schemas import ChatRequest, ChatResult, Chunk, Error, ErrorCode, Progress, Result, Tag
+from schemas import ChatResult, Chunk, Error, ErrorCode, Progress, Result, Tag
 from schemas.codec import codec_for
 from schemas.subjects import CONTENT_TYPE, MSGPACK
-from schemas.vectorize import VectorizeRequest
 from services.app import App
 from services.fake_router import FakeRouter
-from services.fake_router.chat import PREAMBLE, message_text
 from services.handlers import HANDLERS
 from services.settings import Settings
 from tests.conftest import assert_well_formed, chat_payload, running, send_raw
@@ -73,39 +71,32 @@ class NoFinalOutput(AssertionError):
 
 @dataclass(frozen=True)
 class Bug:
-    """A way hostile input breaks the consumer today, found by this fuzz test and not fixed yet."""
+    """A way hostile input broke the consumer, found by this fuzz test; fixed, its cases stay as regressions."""
 
     name: str
     summary: str
     failure: type[AssertionError]
-    """What its regression cases fail with while it is open."""
-    is_open: bool = True
+    """What its regression cases fail with should it come back."""
 
 
 BUG_DEEP_NESTING = Bug(
     "BUG-1",
     "nesting past msgspec's recursion limit below the top level: RecursionError escapes the decode path",
     DeepNestingCrash,
-    is_open=False,
 )
 BUG_NOT_UTF8 = Bug(
     "BUG-2",
     "a string that is not UTF-8 where msgspec builds a str: UnicodeDecodeError escapes the decode path",
     InvalidUtf8Crash,
-    is_open=False,
 )
 BUG_RESULT_OVER_MAX_PAYLOAD = Bug(
     "BUG-3",
     "a result bigger than the NATS max payload is never sent, and no error replaces it: zero final outputs",
     NoFinalOutput,
-    is_open=False,
 )
 DECODE_CRASHES: dict[type[Exception], Bug] = {RecursionError: BUG_DEEP_NESTING, UnicodeDecodeError: BUG_NOT_UTF8}
-"""Exceptions msgspec raises that are not `msgspec.DecodeError`; services/runtime.py `_decode` and `_address`
-catch only that, so the consumer set dies. Any other escaping type is sent like any invalid case."""
-BUGS = (BUG_DEEP_NESTING, BUG_NOT_UTF8, BUG_RESULT_OVER_MAX_PAYLOAD)
-# While a bug is open, the fuzz loop sets its cases aside (counted, never sent: one would end the run or cost a
-# long wait) and its regression cases below are strict xfails. Once fixed, they turn red: set `is_open=False`.
+"""Exceptions msgspec raises that are not `msgspec.DecodeError`; were the runtime to let them escape again, the
+consumer set would die, and `serving` names which bug came back."""
 
 AnyOutput = Chunk | Progress | Result | Error
 """Any tag's output; `Result` stands for each tag's own result struct (unknown fields are skipped)."""
@@ -120,8 +111,6 @@ class Expect(StrEnum):
     """Exactly one `invalid_request` error and nothing else."""
     REFUSED = "refused by NATS"
     """Over the server's max payload: publishing it raises before it is sent."""
-    SET_ASIDE = "set aside (open bug)"
-    """It would trigger an open bug; not sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +120,6 @@ class Verdict:
     expect: Expect
     request_id: str | None = None
     """The id of a request that decodes, to cancel it by."""
-    bug: Bug | None = None
 
 
 class _Envelope(msgspec.Struct):
@@ -146,28 +134,6 @@ def _decoders(type_: Any) -> dict[bool, Callable[[bytes], Any]]:
 
 
 _ENVELOPE = _decoders(_Envelope)
-
-
-def fake_answer_bytes(request: ChatRequest, default_tokens: int) -> int:
-    """The size of the fake router's answer as JSON text: `max_tokens` words cycling over its preamble and the
-    last user message (services/fake_router/chat.py `iter_tokens`)."""
-    messages = msgspec.to_builtins(request.messages)
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    words = [len(msgspec.json.encode(w)) - 1 for w in f"{PREAMBLE} {message_text(last_user)}".split()]
-    cycles, rest = divmod(request.max_tokens or default_tokens, len(words))
-    return cycles * sum(words) + sum(words[:rest])
-
-
-def result_may_exceed_max_payload(request: Any, settings: Settings, max_payload: int) -> bool:
-    """Whether the result of a valid request may not fit in one NATS message (BUG-3), judged from the fake router:
-    the chat answer's own size (when the handler lets `max_tokens` through), some 20 kB of JSON per vector."""
-    if isinstance(request, ChatRequest):
-        if (request.max_tokens or 0) > settings.max_tokens or len(request.messages) > settings.max_messages:
-            return False
-        return fake_answer_bytes(request, FakeRouter().default_tokens) > max_payload // 2
-    if isinstance(request, VectorizeRequest):
-        return isinstance(request.input, list) and len(request.input) > 20
-    return False
 
 
 class Oracle:
@@ -190,19 +156,9 @@ class Oracle:
                 except msgspec.DecodeError:
                     pass
                 else:
-                    if BUG_RESULT_OVER_MAX_PAYLOAD.is_open and result_may_exceed_max_payload(
-                        request, self._settings, self._max_payload
-                    ):
-                        return Verdict(Expect.SET_ASIDE, bug=BUG_RESULT_OVER_MAX_PAYLOAD)
                     return Verdict(Expect.VALID, request.id)
-            try:
-                _ENVELOPE[is_msgpack](case.payload)
-            except msgspec.DecodeError:
-                pass
-        except Exception as exc:
-            bug = DECODE_CRASHES.get(type(exc))
-            if bug is not None and bug.is_open:
-                return Verdict(Expect.SET_ASIDE, bug=bug)
+        except tuple(DECODE_CRASHES):
+            pass  # what once crashed the consumer must now be one invalid_request like any other
         return Verdict(Expect.INVALID)
 
 
@@ -213,8 +169,6 @@ class Tally:
     tag: Tag
     by_expectation: Counter[Expect] = field(default_factory=Counter)
     by_kind: Counter[str] = field(default_factory=Counter)
-    set_aside: Counter[str] = field(default_factory=Counter)
-    """Cases set aside, by bug."""
     valid_endings: Counter[str] = field(default_factory=Counter)
     """How the cases that decode ended: `result` or the error code."""
     failures: list[str] = field(default_factory=list)
@@ -227,8 +181,6 @@ class Tally:
     def count(self, case: Case, verdict: Verdict) -> None:
         self.by_expectation[verdict.expect] += 1
         self.by_kind[case.kind] += 1
-        if verdict.bug is not None:
-            self.set_aside[verdict.bug.name] += 1
 
     def line(self) -> str:
         def counts(counter: Counter[str]) -> str:
@@ -238,7 +190,7 @@ class Tally:
         outcomes = ", ".join(f"{n} {e.value}" for e, n in sorted(self.by_expectation.items()))
         return (
             f"fuzz {self.tag}: {self.tried} cases in {seconds:.1f}s ({outcomes}); kinds: {counts(self.by_kind)};"
-            f" set aside: {counts(self.set_aside)}; valid ones ended: {counts(self.valid_endings)}"
+            f" valid ones ended: {counts(self.valid_endings)}"
         )
 
 
@@ -252,7 +204,7 @@ def print_totals() -> Iterator[None]:
     if TOTALS["tags"]:
         print(
             f"\nfuzz total: {TOTALS['tried']} cases over {TOTALS['tags']} tags "
-            f"({TOTALS['sent']} sent, {TOTALS['set_aside']} set aside) in {TOTALS['ms'] / 1000:.1f}s"
+            f"({TOTALS['sent']} sent) in {TOTALS['ms'] / 1000:.1f}s"
         )
 
 
@@ -407,8 +359,6 @@ async def test_every_hostile_message_gets_exactly_one_final_output_and_the_consu
                 verdict = oracle.judge(case)
                 tally.count(case, verdict)
                 key = f"c{tally.tried}"
-                if verdict.expect is Expect.SET_ASIDE:
-                    continue
                 doing[key] = described = case.describe()
                 if verdict.expect is Expect.REFUSED:
                     with pytest.raises(MaxPayloadError):
@@ -444,7 +394,6 @@ async def test_every_hostile_message_gets_exactly_one_final_output_and_the_consu
         tried=tally.tried,
         tags=1,
         sent=len(sent),
-        set_aside=tally.by_expectation[Expect.SET_ASIDE],
         ms=round((time.perf_counter() - tally.started) * 1000),
     )
     assert not tally.failures, "\n".join(tally.failures[:20])
@@ -457,8 +406,7 @@ async def test_every_hostile_message_gets_exactly_one_final_output_and_the_consu
 
 
 def _regression(bug: Bug, tag: Tag, payload: bytes, name: str, headers: dict[str, str] | None = None) -> Any:
-    mark = pytest.mark.xfail(bug.is_open, raises=bug.failure, strict=True, reason=f"{bug.name}: {bug.summary}")
-    return pytest.param(bug, tag, payload, headers, id=f"{bug.name}-{name}", marks=mark)
+    return pytest.param(bug, tag, payload, headers, id=f"{bug.name}-{name}")
 
 
 DEEP_ARRAY = nested(DEEP, "array", "json")
@@ -517,6 +465,8 @@ async def test_a_payload_that_broke_the_consumer_gets_exactly_one_final_output(
     if not finished:
         raise NoFinalOutput(f"{case.describe()}: {len(outputs)} outputs and none final")
     assert problem(expect, outputs) is None, outputs
+    if bug is BUG_RESULT_OVER_MAX_PAYLOAD:
+        assert isinstance(outputs[-1], Error) and outputs[-1].code == ErrorCode.TOO_LARGE, outputs
     assert isinstance(good[-1], ChatResult)
     assert rejected == (1 if expect is Expect.INVALID else 0)
 
