@@ -38,13 +38,16 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_:=+\-]+$"
+"""The characters a request id may have (at most 128): it becomes a NATS subject token (`ai.out.<tag>.<id>`)."""
+REQUEST_ID_MAX = 128
+
 RequestId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=128,
-        # The id becomes a NATS subject token (`ai.out.<tag>.<id>`, `ai.cancel.<id>`).
-        pattern=r"^[A-Za-z0-9_:=+\-]+$",
+        max_length=REQUEST_ID_MAX,
+        pattern=REQUEST_ID_PATTERN,
         description="Caller-chosen unique id (ULID/UUID); also the JetStream Nats-Msg-Id.",
     ),
 ]

@@ -54,10 +54,6 @@ class MediaStore:
         self._fetcher = fetcher
         self._bucket: ObjectStore | None = None
 
-    @property
-    def bucket_name(self) -> str | None:
-        return self._settings.media_bucket if self._bucket is not None else None
-
     async def open(self) -> None:
         """Create the bucket (idempotent); without JetStream keep going, inline-only."""
         settings = self._settings

@@ -12,6 +12,7 @@ Settling (durable mode) is a small table:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from nats.js.errors import NotFoundError
 
 from schemas import Tag
 from schemas.codec import Codec, codec_for
+from schemas.common import REQUEST_ID_MAX, REQUEST_ID_PATTERN
 from schemas.subjects import (
     DEAD_DELIVERIES,
     DEAD_REASON,
@@ -51,6 +53,7 @@ class _Envelope(msgspec.Struct):
     reply_to: Any = None
 
 
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _json_envelope = msgspec.json.Decoder(_Envelope)
 _msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
 
@@ -90,14 +93,12 @@ class TagRunner:
         self._inflight = inflight
         self._slots = anyio.Semaphore(settings.concurrency)
         self._intake_scope = anyio.CancelScope()
-        self._stopping = False
         self._durable = settings.mode == "durable"
         self._json_decoder = msgspec.json.Decoder(spec.request_type)
         self._msgpack_decoder = msgspec.msgpack.Decoder(spec.request_type)
 
     def stop(self) -> None:
         """Stop taking requests; in-flight ones get the shutdown grace period."""
-        self._stopping = True
         self._intake_scope.cancel()
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -124,7 +125,6 @@ class TagRunner:
                             workers.start_soon(self._run, delivery)
                 # The task group exits when the last request ends, or cancels the rest at the deadline.
                 workers.cancel_scope.deadline = anyio.current_time() + self._settings.shutdown_grace_s
-                self._stopping = True
             # Heartbeats ran until the last request settled; nothing is left for them to do.
             background.cancel_scope.cancel()
 
@@ -173,7 +173,7 @@ class TagRunner:
             envelope = decoder.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             pass  # nothing usable: the error goes to the `invalid` out subject (or the NATS reply)
-        request_id = envelope.id if isinstance(envelope.id, str) and _is_token(envelope.id) else ""
+        request_id = envelope.id if isinstance(envelope.id, str) and _is_request_id(envelope.id) else ""
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
         return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
 
@@ -346,5 +346,6 @@ class TagRunner:
             await outputs.error(Cancelled("the consumer shut down before the answer was complete"), core_request=True)
 
 
-def _is_token(value: str) -> bool:
-    return 0 < len(value) <= 128 and all(c.isalnum() or c in "_:=+-" for c in value) and value.isascii()
+def _is_request_id(value: str) -> bool:
+    """The contract's own rule for ids, so an error is addressed to `ai.out.<tag>.<id>` only for a valid one."""
+    return len(value) <= REQUEST_ID_MAX and _REQUEST_ID.fullmatch(value) is not None

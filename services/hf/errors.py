@@ -20,9 +20,6 @@ from services.errors import (
     UpstreamUnavailable,
 )
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-"""What may change if we ask again; 4xx other than 408/429 never will."""
-
 _MAX_MESSAGE = 300
 
 
