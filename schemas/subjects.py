@@ -15,6 +15,10 @@ SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 DEAD_REASON = "Hfbus-Dead-Reason"
 DEAD_DELIVERIES = "Hfbus-Deliveries"
+ANSWERED_BY = "Hfbus-Answered-By"
+"""On a kept final output: which delivery of the request wrote it (a random token per delivery)."""
+EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+"""JetStream stores the message only if the subject's last sequence is this; `0` means "only if none yet"."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,11 @@ class Delivery:
     def attempt(self) -> int:
         return self.msg.metadata.num_delivered if self.durable else 1
 
+    @property
+    def queued_s(self) -> float:
+        """Seconds since JetStream stored the request, by the server's clock (0 in core mode)."""
+        return time.time() - self.msg.metadata.timestamp.timestamp() if self.durable else 0.0
+
     async def ack(self) -> None:
         """Settle for good; durable acks wait for the server's confirmation (retried), since an ack lost in a
         consumer leader change would run the request again."""

@@ -122,11 +122,14 @@ class Stream(Generic[R]):
             attempt = 1
             timeout = self._first_timeout
             while True:
-                output = await self._next(subscription, timeout, attempt)
+                output = await self._next(subscription, timeout)
                 timeout = self._idle_timeout
-                if output.attempt < attempt:
-                    continue  # a late output of an attempt that was already superseded
-                attempt = output.attempt
+                final = isinstance(output, Result | Error)
+                if output.attempt < attempt and not final:
+                    continue  # a late chunk of an attempt that was already superseded
+                # A request has one final output, whichever attempt wrote it: an earlier attempt that was still
+                # running when the request was redelivered may finish first, and then the later one stays silent.
+                attempt = max(attempt, output.attempt)
                 if isinstance(output, Progress) and self._on_progress is not None:
                     if (pending := self._on_progress(output)) is not None:
                         await pending
@@ -140,7 +143,7 @@ class Stream(Generic[R]):
         finally:
             await subscription.unsubscribe()
 
-    async def _next(self, subscription: Subscription, wait_s: float, attempt: int) -> Any:
+    async def _next(self, subscription: Subscription, wait_s: float) -> Any:
         """The next output; in durable mode, a final output that was kept while this connection was away.
 
         Outputs are plain NATS messages: one sent while the connection was reconnecting is gone. Durable mode
@@ -156,7 +159,7 @@ class Stream(Generic[R]):
                 msg = await subscription.next_msg(timeout=wait)
             except NatsTimeoutError:
                 kept = await self._bus.final(self._tag, self.id)
-                if kept is not None and kept.attempt >= attempt:
+                if kept is not None:
                     return kept
                 continue
             return JSON_CODEC.decode(msg.data, self._output_type)

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from nats.aio.client import Client as NATS
+from nats.js.errors import APIError, NotFoundError
 
 from schemas import Chunk, Error, Progress, Result, Tag
 from schemas.codec import Codec
 from schemas.common import JsonObject
-from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from schemas.subjects import (
+    ANSWERED_BY,
+    CONTENT_TYPE,
+    EXPECTED_LAST_SUBJECT_SEQ,
+    MSGPACK,
+    SERVICE_ERROR,
+    SERVICE_ERROR_CODE,
+)
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers._context import Limits, R
@@ -36,6 +46,9 @@ class Deps:
     catalog: Catalog
     metrics: Metrics
 
+
+_WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code when an expected-last-sequence header does not match."""
 
 PROGRESS_HEARTBEAT_S = 2.0
 """A long job repeats an unchanged progress this often, so subscribers can show time passing."""
@@ -166,11 +179,7 @@ class Outputs:
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
-        if await self._superseded():
-            return
-        with span("publish"):
-            await self._nc.publish(self._subject, payload, headers=self._headers)
-            await self._keep(payload, self._headers)
+        await self._publish_final(payload, self._headers)
 
     async def error(self, err: ServiceError, *, core_request: bool) -> None:
         output = Error(
@@ -191,32 +200,65 @@ class Outputs:
         if core_request:  # what `nats request` and micro-aware clients look at
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
-        payload = self._codec.encode(output)
-        if await self._superseded():
-            return
+        await self._publish_final(self._codec.encode(output), headers or None)
+
+    async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
         with span("publish"):
-            await self._nc.publish(self._subject, payload, headers=headers or None)
-            await self._keep(payload, headers or None)
+            if self.runner.settings.mode == "durable" and self._id and not await self._claim(payload, headers):
+                logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
+                return
+            await self._nc.publish(self._subject, payload, headers=headers)
 
-    async def _superseded(self) -> bool:
-        """Durable mode: another delivery of this request already sent (and kept) its final output.
+    async def _claim(self, payload: bytes, headers: dict[str, str] | None) -> bool:
+        """Keep this final output as the request's one answer; False when another delivery's is kept already.
 
-        Two deliveries can run at once when a consumer lost its connection mid-request; the later one to
-        finish stays silent instead of answering a second time.
+        Durable mode stores every final output in `HFBUS_FINALS` before publishing it, with a compare-and-set on
+        the request's subject there: JetStream stores it only if no final of that request exists yet. Two
+        deliveries of one request can run (a consumer cut off mid-request, acks a crashed server forgot), but
+        only the one whose final got stored publishes it: a request is answered once. The kept copy is also
+        what a subscriber that was away when the final went out fetches instead of losing it.
         """
-        if self.runner.settings.mode != "durable" or not self._id:
-            return False
-        return await self.runner.already_answered(self._id)
-
-    async def _keep(self, payload: bytes, headers: dict[str, str] | None) -> None:
-        """Durable mode also stores the final output (acknowledged) before the request is acked."""
         settings = self.runner.settings
-        if settings.mode != "durable" or not self._id:
-            return
-        try:
-            await self._nc.jetstream().publish(settings.subjects.final(self.tag, self._id), payload, headers=headers)
-        except Exception as exc:
-            logger.warning("could not keep the final output of %s request %s: %r", self.tag, self._id, exc)
+        subject = settings.subjects.final(self.tag, self._id)
+        token = secrets.token_hex(8)
+        claim_headers = {**(headers or {}), EXPECTED_LAST_SUBJECT_SEQ: "0", ANSWERED_BY: token}
+        js = self._nc.jetstream()
+        kept_already = False
+        # Heartbeats keep the delivery ours meanwhile, so waiting out a failover costs no redelivery.
+        deadline = time.monotonic() + settings.ack_wait_s
+        pause = 0.05
+        while True:
+            try:
+                if kept_already:
+                    # Either another delivery answered, or an earlier try of ours was stored but its ack lost.
+                    kept = await self._nc.jsm().get_last_msg(settings.subjects.finals_stream, subject, direct=True)
+                    return (kept.headers or {}).get(ANSWERED_BY) == token
+                await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
+                return True
+            except APIError as exc:
+                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                    kept_already = True
+                    continue
+                if isinstance(exc, NotFoundError):  # the kept one expired in between: claim again
+                    kept_already = False
+                    continue
+                if exc.code is not None and exc.code < 500:
+                    logger.warning("could not keep the final output of %s request %s: %s", self.tag, self._id, exc)
+                    return True  # the finals stream is misconfigured for good: answering beats staying silent
+                failure: Exception = exc
+            except Exception as exc:  # no JetStream for now: a failover, a restart, a reconnect
+                failure = exc
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "could not keep the final output of %s request %s within %.0f s (%r); publishing it unkept",
+                    self.tag,
+                    self._id,
+                    settings.ack_wait_s,
+                    failure,
+                )
+                return True
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:

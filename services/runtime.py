@@ -58,6 +58,12 @@ _json_envelope = msgspec.json.Decoder(_Envelope)
 _msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
 
 
+LATE_FIRST_DELIVERY_S = 1.0
+"""A first delivery that waited longer than this in the stream is checked against the kept finals too: a
+crashed server that lost its consumer state delivers answered requests again as first deliveries. Fresh ones
+skip the lookup, which would sit on the time-to-first-token path."""
+
+
 @dataclass(slots=True)
 class Counters:
     """What a runner has done since start; tests, metrics and `$SRV.STATS` read these."""
@@ -72,7 +78,7 @@ class Counters:
     rejected: int = 0
     redelivered: int = 0
     already_answered: int = 0
-    """Redeliveries settled without running: their final output had been kept already."""
+    """Deliveries settled without running: their final output had been kept already."""
     dead_lettered: int = 0
 
 
@@ -266,13 +272,14 @@ class TagRunner:
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
-            if await self.already_answered(request_id):
-                # Its final output went out (and was kept) but the ack was lost: running it again would answer
-                # twice and bill twice. First deliveries are not checked, to keep the lookup off the TTFT path.
-                logger.info("%s request %s was already answered; settling the redelivery", self.tag, request_id)
-                self.counters.already_answered += 1
-                await delivery.ack()
-                return
+        if (attempt > 1 or delivery.queued_s > LATE_FIRST_DELIVERY_S) and await self.already_answered(request_id):
+            # Its final output was kept but the ack never took hold (a consumer cut off, a crashed server that
+            # forgot acks and delivery counts alike): running it again would bill twice for an answer the
+            # claim on the kept final would silence anyway.
+            logger.info("%s request %s was already answered; settling this delivery", self.tag, request_id)
+            self.counters.already_answered += 1
+            await delivery.ack()
+            return
         outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers)
         metrics = self.deps.metrics
         metrics.started(self.tag)

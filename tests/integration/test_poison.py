@@ -6,14 +6,18 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
+from nats.aio.msg import Msg
 
-from schemas import ChatRequest, Error, ErrorCode, Tag
+from schemas import ChatOutput, ChatRequest, ChatResult, Error, ErrorCode, Tag
+from schemas.codec import JSON_CODEC
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
+from services import runtime
 from services.bus import Delivery
 from services.client import HfBus
 from services.fake_router import FakeRouter
-from services.handlers import HANDLERS, HandlerSpec
+from services.handlers import HANDLERS, HandlerSpec, chat
 from services.runtime import TagRunner
 from services.settings import Settings
 from tests.conftest import eventually, running
@@ -108,3 +112,75 @@ async def test_a_redelivery_of_a_request_already_answered_is_settled_without_run
     assert [type(o).__name__ for o in outputs][-1] == "ChatResult"
     assert len(router.requests) == 1, "the redelivery did not call the router again"
     assert backlog == 0
+
+
+async def test_a_request_the_server_forgot_it_had_answered_is_settled_without_running_it(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGKILLed nats-server can lose recent consumer state: acks and delivery counts alike. The answered
+    # request then comes back as a *first* delivery, only late; that lateness is what the runtime checks.
+    real_ack = Delivery.ack
+    acks: list[Delivery] = []
+
+    async def lose_the_first_ack(self: Delivery) -> None:
+        acks.append(self)
+        if len(acks) > 1:
+            await real_ack(self)
+
+    monkeypatch.setattr(Delivery, "ack", lose_the_first_ack)
+    monkeypatch.setattr(Delivery, "attempt", property(lambda self: 1))
+    monkeypatch.setattr(runtime, "LATE_FIRST_DELIVERY_S", 0.5)
+    settings = replace(settings, mode="durable", ack_wait_s=1.0)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = [o async for o in bus.chat("answer me once")]
+        await eventually(lambda: app.runners[Tag.CHAT].counters.already_answered == 1, within=10)
+        backlog = await drained_backlog(bus, settings)
+
+    assert isinstance(outputs[-1], ChatResult)
+    assert len(router.requests) == 1, "the late first delivery did not call the router again"
+    assert backlog == 0
+
+
+async def overlapping(request: ChatRequest, ctx: Any) -> None:
+    """Attempt 1 outlives its ack wait (no heartbeat), so JetStream redelivers while it still runs."""
+    if ctx.attempt == 1:
+        await anyio.sleep(1.5)
+    else:
+        await ctx.chunk("attempt 2 started")
+        await anyio.sleep(1.5)
+    await chat.handle(request, ctx)
+
+
+async def test_two_deliveries_running_at_once_answer_the_request_once(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, overlapping))
+    monkeypatch.setattr(TagRunner, "_heartbeat", no_heartbeat)
+    settings = replace(settings, mode="durable", ack_wait_s=1.0)
+    inboxes = "_INBOX_SPIED"
+    seen: list[Any] = []
+
+    async def spy(msg: Msg) -> None:
+        try:
+            seen.append(JSON_CODEC.decode(msg.data, ChatOutput))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # a JetStream publish ack
+
+    async with (
+        running(settings) as app,
+        HfBus.connect(settings.nats_url, prefix=settings.prefix, inbox_prefix=inboxes) as bus,
+    ):
+        await bus.nc.subscribe(f"{inboxes}.>", cb=spy)
+        with anyio.fail_after(10):
+            result = await bus.chat("answer me once").result()
+        counters = app.runners[Tag.CHAT].counters
+        await eventually(lambda: counters.requests == 2, within=10)  # the second delivery finished too
+        await bus.nc.flush()
+        kept = await bus.final(Tag.CHAT, result.id)
+
+    finals = [o for o in seen if isinstance(o, ChatResult | Error)]
+    assert len(router.requests) == 2, "both deliveries ran"
+    assert [(type(f).__name__, f.attempt) for f in finals] == [("ChatResult", 1)], "one answer, by the first to finish"
+    assert any(o.attempt == 2 for o in seen), "the second delivery had started streaming"
+    assert result.attempt == 1, "the client takes the final of an earlier attempt after chunks of a later one"
+    assert kept == result

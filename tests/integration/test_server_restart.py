@@ -66,7 +66,7 @@ class Ledger:
     """Requests whose client stream ended with a final output, live or fetched from the kept finals."""
 
     async def observe(self, msg: Msg) -> None:
-        """The spy's callback: record an output under its request id; anything else on `_INBOX.>` is ignored."""
+        """The spy's callback: record an output under its request id; anything else reaching its inboxes is ignored."""
         try:
             output = JSON_CODEC.decode(msg.data, ChatOutput)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -125,11 +125,19 @@ async def spied_bus(
     url: str, prefix: str, ledger: Ledger, *, reconnect_time_wait: float = FAST_RECONNECT_S
 ) -> AsyncIterator[HfBus]:
     """A durable-mode publisher that reconnects forever and records every output sent to any of its inboxes."""
+    # Its own inbox prefix: `_INBOX.>` would also catch the consumers' replies, such as their direct gets of
+    # kept finals, and count those as outputs sent to the publisher.
+    inboxes = f"_INBOX_PUBLISHER_{prefix}"
     async with HfBus.connect(
-        url, prefix=prefix, mode="durable", max_reconnect_attempts=-1, reconnect_time_wait=reconnect_time_wait
+        url,
+        prefix=prefix,
+        mode="durable",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=reconnect_time_wait,
+        inbox_prefix=inboxes,
     ) as bus:
         # On the streams' own connection: resubscribed in the same reconnect, so it sees exactly what they can.
-        spy = await bus.nc.subscribe("_INBOX.>", cb=ledger.observe, pending_msgs_limit=1_000_000)
+        spy = await bus.nc.subscribe(f"{inboxes}.>", cb=ledger.observe, pending_msgs_limit=1_000_000)
         try:
             yield bus
         finally:
