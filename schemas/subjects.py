@@ -17,6 +17,8 @@ DEAD_REASON = "Hfbus-Dead-Reason"
 DEAD_DELIVERIES = "Hfbus-Deliveries"
 ANSWERED_BY = "Hfbus-Answered-By"
 """On a kept final output: which delivery of the request wrote it (a random token per delivery)."""
+REQUEST_SEQ = "Hfbus-Request-Seq"
+"""On a kept final output: the work-queue stream sequence of the request message it answers."""
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 """JetStream stores the message only if the subject's last sequence is this; `0` means "only if none yet"."""
 

@@ -176,6 +176,11 @@ class Delivery:
         return self.msg.metadata.num_delivered if self.durable else 1
 
     @property
+    def stream_seq(self) -> int | None:
+        """The request message's sequence in the work-queue stream; every delivery of it shares this."""
+        return self.msg.metadata.sequence.stream if self.durable else None
+
+    @property
     def queued_s(self) -> float:
         """Seconds since JetStream stored the request, by the server's clock (0 in core mode)."""
         return time.time() - self.msg.metadata.timestamp.timestamp() if self.durable else 0.0

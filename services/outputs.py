@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import anyio
 from nats.aio.client import Client as NATS
-from nats.js.errors import APIError, NotFoundError
 
-from schemas import Chunk, Error, Progress, Result, Tag
+from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
 from schemas.codec import Codec
 from schemas.common import JsonObject
-from schemas.subjects import (
-    ANSWERED_BY,
-    CONTENT_TYPE,
-    EXPECTED_LAST_SUBJECT_SEQ,
-    MSGPACK,
-    SERVICE_ERROR,
-    SERVICE_ERROR_CODE,
-)
-from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError
+from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, cost_usd
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers._context import Limits, R
 from services.hf.client import HfClient
@@ -47,9 +38,6 @@ class Deps:
     metrics: Metrics
 
 
-_WRONG_LAST_SEQUENCE = 10071
-"""JetStream's error code when an expected-last-sequence header does not match."""
-
 PROGRESS_HEARTBEAT_S = 2.0
 """A long job repeats an unchanged progress this often, so subscribers can show time passing."""
 
@@ -69,6 +57,9 @@ class Outputs:
         "_seq",
         "_started",
         "_subject",
+        "_request_seq",
+        "_resolved",
+        "_usage_so_far",
         "final_sent",
         "runner",
     )
@@ -82,6 +73,7 @@ class Outputs:
         request_id: str,
         attempt: int,
         trace_headers: dict[str, str] | None = None,
+        request_seq: int | None = None,
     ) -> None:
         self.runner = runner
         self._nc = nc
@@ -89,6 +81,8 @@ class Outputs:
         self._codec = codec
         self._id = request_id
         self._attempt = attempt
+        self._request_seq = request_seq
+        """The request message's work-queue sequence (durable mode): its final output is claimed under it."""
         self._seq = 0
         # JSON needs no header; peers that asked in msgpack are told the replies are msgpack too.
         headers = {CONTENT_TYPE: MSGPACK} if codec.content_type == MSGPACK else {}
@@ -98,6 +92,8 @@ class Outputs:
         self.final_sent = False
         self.final: Result | Error | None = None
         self.first_output_at: float | None = None
+        self._resolved: Resolved | None = None
+        self._usage_so_far: Callable[[], TokenUsage] | None = None
 
     @property
     def tag(self) -> Tag:
@@ -129,7 +125,8 @@ class Outputs:
 
     def resolve(self, model: str | None) -> Resolved:
         try:
-            return self.runner.deps.catalog.resolve(self.runner.tag, model)
+            self._resolved = self.runner.deps.catalog.resolve(self.runner.tag, model)
+            return self._resolved
         except UnknownModelError as exc:
             raise UnknownModel(str(exc)) from None
         except InvalidModelError as exc:
@@ -181,7 +178,12 @@ class Outputs:
             self.first_output_at = time.monotonic()
         await self._publish_final(payload, self._headers)
 
+    def track_usage(self, so_far: Callable[[], TokenUsage]) -> None:
+        self._usage_so_far = so_far
+
     async def error(self, err: ServiceError, *, core_request: bool) -> None:
+        usage = self._usage_so_far() if self._usage_so_far is not None else None
+        entry = self._resolved.entry if self._resolved is not None else None
         output = Error(
             id=self._id,
             seq=self._seq,
@@ -190,6 +192,10 @@ class Outputs:
             message=err.message,
             retryable=err.retryable,
             status=err.status,
+            usage=usage,
+            cost_usd=cost_usd(entry, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+            if usage is not None
+            else None,
         )
         self._seq += 1
         self.final_sent = True
@@ -204,61 +210,14 @@ class Outputs:
 
     async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
         with span("publish"):
-            if self.runner.settings.mode == "durable" and self._id and not await self._claim(payload, headers):
+            if (
+                self._request_seq is not None
+                and self._id
+                and not await self.runner.finals.claim(self.tag, self._id, self._request_seq, payload, headers)
+            ):
                 logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
                 return
             await self._nc.publish(self._subject, payload, headers=headers)
-
-    async def _claim(self, payload: bytes, headers: dict[str, str] | None) -> bool:
-        """Keep this final output as the request's one answer; False when another delivery's is kept already.
-
-        Durable mode stores every final output in `HFBUS_FINALS` before publishing it, with a compare-and-set on
-        the request's subject there: JetStream stores it only if no final of that request exists yet. Two
-        deliveries of one request can run (a consumer cut off mid-request, acks a crashed server forgot), but
-        only the one whose final got stored publishes it: a request is answered once. The kept copy is also
-        what a subscriber that was away when the final went out fetches instead of losing it.
-        """
-        settings = self.runner.settings
-        subject = settings.subjects.final(self.tag, self._id)
-        token = secrets.token_hex(8)
-        claim_headers = {**(headers or {}), EXPECTED_LAST_SUBJECT_SEQ: "0", ANSWERED_BY: token}
-        js = self._nc.jetstream()
-        kept_already = False
-        # Heartbeats keep the delivery ours meanwhile, so waiting out a failover costs no redelivery.
-        deadline = time.monotonic() + settings.ack_wait_s
-        pause = 0.05
-        while True:
-            try:
-                if kept_already:
-                    # Either another delivery answered, or an earlier try of ours was stored but its ack lost.
-                    kept = await self._nc.jsm().get_last_msg(settings.subjects.finals_stream, subject, direct=True)
-                    return (kept.headers or {}).get(ANSWERED_BY) == token
-                await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
-                return True
-            except APIError as exc:
-                if exc.err_code == _WRONG_LAST_SEQUENCE:
-                    kept_already = True
-                    continue
-                if isinstance(exc, NotFoundError):  # the kept one expired in between: claim again
-                    kept_already = False
-                    continue
-                if exc.code is not None and exc.code < 500:
-                    logger.warning("could not keep the final output of %s request %s: %s", self.tag, self._id, exc)
-                    return True  # the finals stream is misconfigured for good: answering beats staying silent
-                failure: Exception = exc
-            except Exception as exc:  # no JetStream for now: a failover, a restart, a reconnect
-                failure = exc
-            if time.monotonic() >= deadline:
-                logger.warning(
-                    "could not keep the final output of %s request %s within %.0f s (%r); publishing it unkept",
-                    self.tag,
-                    self._id,
-                    settings.ack_wait_s,
-                    failure,
-                )
-                return True
-            await anyio.sleep(pause)
-            pause = min(pause * 2, 1.0)
 
 
 def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:

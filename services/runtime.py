@@ -35,6 +35,7 @@ from schemas.subjects import (
 )
 from services.bus import Delivery, Intake
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
+from services.finals import KeptFinals
 from services.handlers import HandlerSpec
 from services.handlers._context import Limits
 from services.inflight import InFlight, Running
@@ -93,6 +94,7 @@ class TagRunner:
         self.settings = settings
         self.limits = Limits(max_messages=settings.max_messages, max_tokens=settings.max_tokens)
         self.counters = Counters()
+        self.finals = KeptFinals(nc, settings)
         self._nc = nc
         self._settings = settings
         self._spec = spec
@@ -183,18 +185,6 @@ class TagRunner:
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
         return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
 
-    async def already_answered(self, request_id: str) -> bool:
-        """Whether a final output of this request is kept (durable mode): one direct get, about 0.1 ms."""
-        subjects = self._settings.subjects
-        try:
-            await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(self.tag, request_id), direct=True)
-        except NotFoundError:
-            return False
-        except Exception:
-            logger.warning("could not check whether %s request %s was already answered", self.tag, request_id)
-            return False
-        return True
-
     async def _reject(
         self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
     ) -> None:
@@ -202,18 +192,22 @@ class TagRunner:
         self.counters.rejected += 1
         self.counters.last_error = f"{err.code}: {err.message}"[:200]
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
-        outputs = Outputs(self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers)
+        outputs = Outputs(
+            self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq
+        )
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self.deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None)
         self.deps.metrics.finished(request_record(outputs, self.tag, None))
         await delivery.term()
 
-    async def give_up(self, data: bytes, headers: dict[str, str] | None, deliveries: int, reason: str) -> None:
+    async def give_up(
+        self, data: bytes, headers: dict[str, str] | None, deliveries: int, reason: str, request_seq: int
+    ) -> None:
         """A request used up its deliveries: one `internal` error to its caller, a copy to the dead letters."""
         codec = codec_for(headers)
         request_id, subject = self._address(data, codec, None)
-        outputs = Outputs(self, self._nc, subject, codec, request_id, deliveries)
+        outputs = Outputs(self, self._nc, subject, codec, request_id, deliveries, request_seq=request_seq)
         message = f"gave up after {deliveries} deliveries: {reason}"
         logger.error("%s request %r: %s", self.tag, request_id, message)
         # The copy first: whoever sees the error can find the dead letter already stored.
@@ -241,7 +235,9 @@ class TagRunner:
                     stored = await jsm.get_msg(subjects.stream, seq)
                 except (orjson.JSONDecodeError, KeyError, ValueError, NotFoundError):
                     continue  # already settled or removed: nothing left to answer
-                await self.give_up(stored.data or b"", stored.headers, deliveries, "its consumer never finished it")
+                await self.give_up(
+                    stored.data or b"", stored.headers, deliveries, "its consumer never finished it", seq
+                )
                 await jsm.delete_msg(subjects.stream, seq)
         finally:
             await advisories.unsubscribe()
@@ -272,7 +268,12 @@ class TagRunner:
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
-        if (attempt > 1 or delivery.queued_s > LATE_FIRST_DELIVERY_S) and await self.already_answered(request_id):
+        request_seq = delivery.stream_seq
+        if (
+            request_seq is not None
+            and (attempt > 1 or delivery.queued_s > LATE_FIRST_DELIVERY_S)
+            and await self.finals.answered(self.tag, request_id, request_seq)
+        ):
             # Its final output was kept but the ack never took hold (a consumer cut off, a crashed server that
             # forgot acks and delivery counts alike): running it again would bill twice for an answer the
             # claim on the kept final would silence anyway.
@@ -280,7 +281,7 @@ class TagRunner:
             self.counters.already_answered += 1
             await delivery.ack()
             return
-        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers)
+        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers, request_seq)
         metrics = self.deps.metrics
         metrics.started(self.tag)
         try:
@@ -319,7 +320,13 @@ class TagRunner:
                     # Back off a little so a crash loop does not spin; another instance may take it.
                     await delivery.nak(delay=min(attempt, 5))
                 else:
-                    await self.give_up(delivery.data, delivery.headers, attempt, f"the consumer crashed ({exc!r})")
+                    await self.give_up(
+                        delivery.data,
+                        delivery.headers,
+                        attempt,
+                        f"the consumer crashed ({exc!r})",
+                        delivery.stream_seq or 0,
+                    )
                     await delivery.term()
                 return
             failure = Internal("internal error in the consumer; the request was not completed")

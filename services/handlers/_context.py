@@ -28,6 +28,8 @@ class ChatDelta:
     tool_calls: list[JsonObject] | None = None
     finish_reason: str | None = None
     usage: TokenUsage | None = None
+    tokens: int = 0
+    """Upstream events that carried output: one per generated token, as providers stream them."""
 
     @property
     def has_output(self) -> bool:
@@ -144,4 +146,8 @@ class Context(Protocol):
 
     async def result(self, result_type: type[R], **fields: Any) -> None:
         """Publish the final `result`; the runtime fills in id, seq and attempt."""
+        ...
+
+    def track_usage(self, so_far: Callable[[], TokenUsage]) -> None:
+        """Where the usage so far can be read: an error that ends the request early reports it, priced."""
         ...

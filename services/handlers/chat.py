@@ -32,11 +32,12 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
         return
 
     transcript = _Transcript()
+    ctx.track_usage(transcript.usage_so_far)
 
     async def on_delta(delta: ChatDelta) -> None:
+        transcript.add(delta)  # first: a cancel while the chunk goes out still counts what was read
         if delta.has_output:
             await ctx.chunk(delta.content, delta.reasoning or None, delta.tool_calls)
-        transcript.add(delta)
 
     info = await ctx.upstream.stream_chat(request, model, on_delta)
     usage = transcript.usage or TokenUsage()
@@ -71,16 +72,24 @@ def _cost(entry: CatalogModel | None, usage: TokenUsage) -> float | None:
 class _Transcript:
     """The answer assembled from the deltas, for the final result."""
 
-    __slots__ = ("_calls", "finish_reason", "reasoning", "text", "usage")
+    __slots__ = ("_calls", "finish_reason", "reasoning", "text", "tokens", "usage")
 
     def __init__(self) -> None:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.finish_reason: str | None = None
         self.usage: TokenUsage | None = None
+        self.tokens = 0
         self._calls: dict[int, JsonObject] = {}
 
+    def usage_so_far(self) -> TokenUsage:
+        """The provider's count once it sent one; before that, the tokens streamed (prompt tokens unknown)."""
+        if self.usage is not None:
+            return self.usage
+        return TokenUsage(completion_tokens=self.tokens, total_tokens=self.tokens)
+
     def add(self, delta: ChatDelta) -> None:
+        self.tokens += delta.tokens
         if delta.content:
             self.text.append(delta.content)
         if delta.reasoning:

@@ -136,6 +136,8 @@ def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool, ServiceError | 
             delta.finish_reason = choice.finish_reason
         if (piece := choice.delta) is None:
             continue
+        if piece.content or piece.reasoning_content or piece.reasoning or piece.tool_calls:
+            delta.tokens += 1
         if piece.content:
             content.append(piece.content)
         if thinking := piece.reasoning_content or piece.reasoning:

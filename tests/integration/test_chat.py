@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from nats.aio.client import Client as NATS
 
-from schemas import ChatResult, Chunk, Error, ErrorCode, Tag
+from schemas import ChatResult, Chunk, Error, ErrorCode, Tag, TokenUsage
 from services.client import HfBus
 from services.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Settings
@@ -221,6 +221,7 @@ async def test_a_stalled_stream_ends_with_timeout_and_the_upstream_is_closed(
     assert ("first token" if after_tokens == 0 else "between tokens") in error.message
     chunks = [o for o in outputs if isinstance(o, Chunk)]
     assert bool(chunks) is bool(after_tokens), "the tokens before the stall were published, and only those"
+    assert error.usage == TokenUsage(completion_tokens=after_tokens, total_tokens=after_tokens)
     assert router.in_flight == 0
 
 
@@ -230,7 +231,7 @@ async def test_cancel_closes_the_upstream_stream_and_ends_with_cancelled(
     router.pace_s = 0.05
     settings = any_mode_settings
     async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
-        stream = bus.chat("a long answer please", model="org/model", max_tokens=500)
+        stream = bus.chat("a long answer please", model="qwen2.5-coder-32b", max_tokens=500)
         outputs = []
         async for output in stream:
             outputs.append(output)
@@ -242,6 +243,11 @@ async def test_cancel_closes_the_upstream_stream_and_ends_with_cancelled(
     error = outputs[-1]
     assert isinstance(error, Error) and error.code == ErrorCode.CANCELLED
     assert router.completed_streams == 0
+    # The paced router streams one token per event and was cut off long before max_tokens.
+    streamed = "".join(o.delta for o in outputs if isinstance(o, Chunk))
+    assert error.usage is not None
+    assert len(streamed.split()) <= error.usage.completion_tokens < 500, "the usage so far: what was read"
+    assert error.cost_usd == round(error.usage.completion_tokens * 0.8 / 1e6, 8), "priced at the catalog's rate"
 
 
 async def test_a_request_without_a_reply_subject_is_answered_on_the_out_subject(
@@ -331,6 +337,24 @@ async def test_a_durable_request_published_twice_runs_once(settings: Settings, r
     assert isinstance(outputs[-1], ChatResult)
     assert extra == 0
     assert len(router.requests) == 1
+
+
+async def test_an_id_reused_after_the_dedupe_window_is_a_new_request_with_its_own_answer(
+    settings: Settings, router: FakeRouter
+) -> None:
+    # The kept final of the first request must neither silence the second nor be mistaken for its answer.
+    settings = replace(settings, mode="durable", dedupe_window_s=0.2)
+    request_id = uuid.uuid4().hex
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        first = await bus.chat("first question", request_id=request_id).result()
+        await anyio.sleep(0.3)
+        with anyio.fail_after(10):
+            second = await bus.chat("second question", request_id=request_id).result()
+        kept = await bus.final(Tag.CHAT, request_id)
+
+    assert len(router.requests) == 2
+    assert "first question" in first.text and "second question" in second.text
+    assert kept == second
 
 
 async def test_a_durable_final_output_missed_by_its_subscriber_is_kept_for_it(

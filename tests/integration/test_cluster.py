@@ -281,22 +281,7 @@ def assert_nothing_lost_or_duplicated(run: ClusterRun) -> None:
     assert min(run.answered_after) >= ANSWERS_AFTER_STOP
 
 
-KNOWN_BUGS = {
-    "leader": "known limit, now rare: acks wait for confirmation (retried), but a request whose final output went "
-    "out just before the consumer leader moved can still be redelivered and answered twice",
-    "publisher": "known limit: outputs are core NATS publishes; those sent while the publisher fails over to another "
-    "node are missed by it (a final too), and the request is acked",
-}
-
-
-@pytest.mark.parametrize(
-    "victim",
-    [
-        "follower",
-        pytest.param("leader", marks=pytest.mark.xfail(strict=False, reason=KNOWN_BUGS["leader"])),
-        pytest.param("publisher", marks=pytest.mark.xfail(strict=False, reason=KNOWN_BUGS["publisher"])),
-    ],
-)
+@pytest.mark.parametrize("victim", ["follower", "leader", "publisher"])
 async def test_stopping_one_node_of_three_loses_no_request_and_the_service_keeps_answering(
     cluster: natsserver.Cluster, settings: Settings, router: FakeRouter, victim: Victim
 ) -> None:
@@ -308,12 +293,6 @@ async def test_stopping_one_node_of_three_loses_no_request_and_the_service_keeps
 
 
 @pytest.mark.chaos
-@pytest.mark.xfail(
-    strict=False,
-    reason="known limit: after consumer leader moves a few requests come back as first deliveries (attempt 1), "
-    "which hfbus does not check against the kept finals (that check stays off the time-to-first-token path); "
-    "10 of 1,302 answered twice in the last run, none lost",
-)
 async def test_stopping_and_restarting_every_node_in_turn_loses_no_request(
     cluster: natsserver.Cluster, settings: Settings, router: FakeRouter
 ) -> None:

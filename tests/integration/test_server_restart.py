@@ -45,7 +45,7 @@ PUBLISH_TRIES = 5
 """How often the test publisher sends a request whose publish was not acknowledged (same id: JetStream dedupes)."""
 
 FAST_RECONNECT_S = 0.05
-"""The publisher's reconnect wait: shorter than the consumers' 0.5 s, so it is back first (see the xfail below)."""
+"""The publisher's reconnect wait: shorter than the consumers' 0.5 s, so it is back before the consumers are."""
 
 
 @dataclass
@@ -304,22 +304,7 @@ async def test_a_publisher_that_reconnects_after_the_consumer_still_gets_every_f
 
 
 @pytest.mark.chaos
-@pytest.mark.parametrize(
-    "kill",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known limit: a SIGKILLed nats-server loses what it had not synced to disk (acks and kept "
-                "finals alike), so requests already answered come back as first deliveries and run again "
-                "(0-44 of 400 per run, none lost)",
-            ),
-        ),
-    ],
-    ids=["sigterm", "sigkill"],
-)
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 async def test_repeated_server_restarts_under_load_lose_and_duplicate_no_request(
     tmp_path: Path, settings: Settings, router: FakeRouter, kill: bool
 ) -> None:

@@ -1,0 +1,113 @@
+"""Durable mode's kept final outputs (`HFBUS_FINALS`): one answer per request, and a copy for late subscribers.
+
+A request is identified here by the stream sequence of its message in the work queue, not only by its id:
+every delivery of one message (a redelivery, or one a crashed server forgot it had made) shares that
+sequence, while a new request that reuses an old id gets a new one.
+
+    claim -> stored .................................. ours: publish it, then ack
+    claim -> a final of this request message exists .. another delivery answered: stay silent
+             (unless it is an earlier try of this very claim whose reply was lost)
+    claim -> a final of an older message with the id .. replace it: the id was reused
+    claim -> no JetStream for `ack_wait` ............. publish unkept: answering beats staying silent
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import anyio
+from nats.aio.client import Client as NATS
+from nats.js.api import RawStreamMsg
+from nats.js.errors import APIError, NotFoundError
+
+from schemas import Tag
+from schemas.subjects import ANSWERED_BY, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_WRONG_LAST_SEQUENCE = 10071
+"""JetStream's error code when an expected-last-sequence header does not match."""
+
+
+class KeptFinals:
+    """Reads and claims the kept final outputs of one deployment."""
+
+    def __init__(self, nc: NATS, settings: Settings) -> None:
+        self._nc = nc
+        self._settings = settings
+
+    async def answered(self, tag: Tag, request_id: str, request_seq: int) -> bool:
+        """Whether this request message's final output is kept: one direct get, about 0.1 ms."""
+        try:
+            kept = await self._last(tag, request_id)
+        except NotFoundError:
+            return False
+        except Exception:
+            logger.warning("could not check whether %s request %s was already answered", tag, request_id)
+            return False
+        return _header(kept, REQUEST_SEQ) == str(request_seq)
+
+    async def claim(
+        self, tag: Tag, request_id: str, request_seq: int, payload: bytes, headers: dict[str, str] | None
+    ) -> bool:
+        """Keep this final output as the request's one answer; False when another delivery's is kept already.
+
+        The store is a compare-and-set on the request's subject, so of two deliveries of one request running
+        at once (a consumer cut off mid-request, acks a crashed server forgot), exactly one answers.
+        """
+        settings = self._settings
+        subject = settings.subjects.final(tag, request_id)
+        token = secrets.token_hex(8)
+        claim_headers = {**(headers or {}), ANSWERED_BY: token, REQUEST_SEQ: str(request_seq)}
+        expected_last = 0  # no final of this id yet
+        js = self._nc.jetstream()
+        # Heartbeats keep the delivery ours meanwhile, so waiting out a failover costs no redelivery.
+        deadline = time.monotonic() + settings.ack_wait_s
+        pause = 0.05
+        while True:
+            try:
+                if expected_last < 0:
+                    kept = await self._last(tag, request_id)
+                    if _header(kept, REQUEST_SEQ) == str(request_seq):
+                        # Another delivery of this message, or an earlier try of ours whose reply was lost.
+                        return _header(kept, ANSWERED_BY) == token
+                    expected_last = kept.seq or 0  # the final of an older request that used the same id
+                    continue
+                claim_headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last)
+                await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
+                return True
+            except APIError as exc:
+                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                    expected_last = -1  # look at what is kept
+                    continue
+                if isinstance(exc, NotFoundError):  # the kept one expired in between: claim afresh
+                    expected_last = 0
+                    continue
+                if exc.code is not None and exc.code < 500:
+                    logger.warning("could not keep the final output of %s request %s: %s", tag, request_id, exc)
+                    return True  # the finals stream is misconfigured for good: answering beats staying silent
+                failure: Exception = exc
+            except Exception as exc:  # no JetStream for now: a failover, a restart, a reconnect
+                failure = exc
+            if time.monotonic() >= deadline:
+                logger.warning(
+                    "could not keep the final output of %s request %s within %.0f s (%r); publishing it unkept",
+                    tag,
+                    request_id,
+                    settings.ack_wait_s,
+                    failure,
+                )
+                return True
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    async def _last(self, tag: Tag, request_id: str) -> RawStreamMsg:
+        subjects = self._settings.subjects
+        return await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(tag, request_id), direct=True)
+
+
+def _header(msg: RawStreamMsg, name: str) -> str | None:
+    return (msg.headers or {}).get(name)
