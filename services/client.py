@@ -40,7 +40,7 @@ from schemas.codec import JSON_CODEC
 from schemas.images import ImageOutput, Pic2PicRequest, Text2PicRequest
 from schemas.media import MediaInput, MediaRef, MediaResult
 from schemas.models import ModelsReply, ModelsRequest
-from schemas.subjects import MSG_ID
+from schemas.subjects import MSG_ID, REQUEST_SEQ
 from schemas.vectorize import VectorizeOutput, VectorizeRequest, VectorizeResult
 from schemas.video import Pic2VidRequest, Text2VidRequest, VideoOutput
 
@@ -104,6 +104,8 @@ class Stream(Generic[R]):
         self._first_timeout = first_timeout
         self._idle_timeout = idle_timeout
         self._on_progress = on_progress
+        self._request_seq: int | None = None
+        """Where JetStream stored the request (durable mode): the kept final must answer this message."""
 
     @property
     def id(self) -> str:
@@ -118,7 +120,7 @@ class Stream(Generic[R]):
         inbox = nc.new_inbox()
         subscription = await nc.subscribe(inbox)
         try:
-            await self._bus._send(self._tag, self.request, inbox)
+            self._request_seq = await self._bus._send(self._tag, self.request, inbox)
             attempt = 1
             timeout = self._first_timeout
             while True:
@@ -158,7 +160,7 @@ class Stream(Generic[R]):
             try:
                 msg = await subscription.next_msg(timeout=wait)
             except NatsTimeoutError:
-                kept = await self._bus.final(self._tag, self.id)
+                kept = await self._bus.final(self._tag, self.id, request_seq=self._request_seq)
                 if kept is not None:
                     return kept
                 continue
@@ -297,13 +299,19 @@ class HfBus:
         reply = await self.nc.request(self.subjects.models, JSON_CODEC.encode(request), timeout=wait_s)
         return JSON_CODEC.decode_as(reply.data, ModelsReply)
 
-    async def final(self, tag: Tag, request_id: str) -> Any | None:
-        """The kept final output of a request (durable mode keeps them for HFBUS_FINALS_TTL), or None."""
+    async def final(self, tag: Tag, request_id: str, *, request_seq: int | None = None) -> Any | None:
+        """The kept final output of a request (durable mode keeps them for HFBUS_FINALS_TTL), or None.
+
+        With `request_seq` (where JetStream stored the request), only the final of that very message: an id
+        reused after the dedupe window must not be answered by its predecessor's final.
+        """
         if self.mode != "durable":
             return None
         try:
             kept = await self.nc.jsm().get_last_msg(self.subjects.finals_stream, self.subjects.final(tag, request_id))
         except (NotFoundError, NatsTimeoutError, NoRespondersError):
+            return None
+        if request_seq is not None and (kept.headers or {}).get(REQUEST_SEQ) != str(request_seq):
             return None
         return JSON_CODEC.decode(kept.data or b"", OUTPUTS[tag])
 
@@ -331,15 +339,16 @@ class HfBus:
             on_progress=on_progress,
         )
 
-    async def _send(self, tag: Tag, request: RequestBase, inbox: str) -> None:
+    async def _send(self, tag: Tag, request: RequestBase, inbox: str) -> int | None:
+        """Publish the request; in durable mode, the stream sequence it was stored at."""
         subject = self.subjects.request(tag)
         if self.mode == "durable":
             # A stored request keeps no NATS reply subject, so the inbox travels in the body.
             payload = JSON_CODEC.encode(msgspec.structs.replace(request, reply_to=inbox))
             for attempt in range(3):
                 try:
-                    await self.nc.jetstream().publish(subject, payload, headers={MSG_ID: request.id})
-                    return
+                    ack = await self.nc.jetstream().publish(subject, payload, headers={MSG_ID: request.id})
+                    return ack.seq
                 except (NatsTimeoutError, NoRespondersError):
                     # The ack may be what was lost, or the stream is electing a leader: resending the same bytes is
                     # deduped by id, and the answer still comes to this inbox, which a fresh request would not share.
@@ -348,6 +357,7 @@ class HfBus:
                     await anyio.sleep(0.25)
         else:
             await self.nc.publish(subject, JSON_CODEC.encode(request), reply=inbox)
+        return None
 
 
 def media_input(media: MediaLike) -> MediaInput:

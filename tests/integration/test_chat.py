@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Tag, TokenUsage
-from services.client import HfBus
+from services.client import FINAL_RECHECK_S, HfBus
 from services.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Settings
 from tests.conftest import assert_well_formed, chat_payload, collect, eventually, running, send_raw
@@ -355,6 +355,22 @@ async def test_an_id_reused_after_the_dedupe_window_is_a_new_request_with_its_ow
     assert len(router.requests) == 2
     assert "first question" in first.text and "second question" in second.text
     assert kept == second
+
+
+async def test_a_slow_request_reusing_an_id_is_not_answered_with_its_predecessors_kept_final(
+    settings: Settings, router: FakeRouter
+) -> None:
+    # The client looks at the kept finals after two seconds of silence; the one kept there answers another message.
+    settings = replace(settings, mode="durable", dedupe_window_s=0.2, first_token_timeout_s=10.0)
+    request_id = uuid.uuid4().hex
+    async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        await bus.chat("first question", request_id=request_id).result()
+        await anyio.sleep(0.3)
+        router.faults.append(Fault.stall(after_tokens=0, seconds=FINAL_RECHECK_S + 1))
+        with anyio.fail_after(15):
+            second = await bus.chat("second question", request_id=request_id).result()
+
+    assert "second question" in second.text
 
 
 async def test_a_durable_final_output_missed_by_its_subscriber_is_kept_for_it(
