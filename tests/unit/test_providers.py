@@ -224,7 +224,6 @@ class TestHfInference:
                 inp("image-to-image", "m", media_url="https://x/a.png"), BASE
             )
         assert isinstance(caught.value, InvalidRequest) and caught.value.field == "image"
-        assert not adapter("hf-inference", "image-to-image").accepts_media_url
         with pytest.raises(UnsupportedInput, match="^voice: "):
             adapter("hf-inference", "text-to-speech").prepare(inp("text-to-speech", "m", text="t", voice="v"), BASE)
 

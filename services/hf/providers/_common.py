@@ -45,8 +45,6 @@ class TaskAdapter:
     provider: ClassVar[Provider]
     task: ClassVar[Task]
     poll_interval_s: ClassVar[float] = 0.5
-    accepts_media_url: ClassVar[bool] = True
-    """False when the provider needs the media bytes: the handler should fetch a URL input first."""
 
     def prepare(self, inp: TaskInput, base_url: str) -> HttpCall:
         """The submit call. Not overridden."""

@@ -15,8 +15,6 @@ from ._types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
 
 class HfInferenceTask(TaskAdapter):
     provider = "hf-inference"
-    # The pipelines take the file itself (raw body or base64), not a URL.
-    accepts_media_url = False
 
     def _route(self, inp: TaskInput) -> str:
         return f"/models/{inp.provider_model}"
