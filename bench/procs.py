@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.natsserver import end_process, free_ports
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
@@ -46,13 +48,7 @@ class Child:
         return data[-size:].decode(errors="replace")
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        end_process(self.process, timeout)
 
 
 def spawn(name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, cwd: Path | None = None) -> Child:
@@ -75,9 +71,7 @@ def spawn(name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, cwd
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def wait_for_port(port: int, child: Child, timeout: float = 20.0) -> None:

@@ -47,13 +47,7 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        end_process(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
@@ -112,6 +106,17 @@ def _read_from(path: Path, offset: int) -> bytes:
     with path.open("rb") as file:
         file.seek(offset)
         return file.read()
+
+
+def end_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after `timeout` seconds; a process already gone is left alone."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
