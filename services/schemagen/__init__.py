@@ -4,11 +4,12 @@
     python -m services.schemagen --check   exit 1 with a summary when the committed files differ
 
 Everything is driven by `services.handlers.HANDLERS`: a tag with a handler gets its request schema, its
-output schema and its AsyncAPI channels. A tag's output union is the `<Name>Output` union next to its
-request struct (`ChatRequest` -> `ChatOutput`), or the only `*Output` union in `schemas/<tag>.py`, or
-`Chunk | Progress | Result | Error`. Examples come from the tables in `examples.py`, then from an `EXAMPLES` list in the
-struct's module, else one is built from the required fields; every example is decoded by msgspec first,
-so a wrong one fails here rather than in another team's code.
+output schema and its AsyncAPI channels (requests, outputs, kept finals, dead letters; cancel and
+`ai.models` are shared by every tag). A tag's output union is the `<Name>Output` union next to its request
+struct (`ChatRequest` -> `ChatOutput`), or the only `*Output` union in `schemas/<tag>.py`, or
+`Chunk | Progress | Result | Error`. Examples come from the tables in `examples.py`, then from an `EXAMPLES`
+list in the struct's module, else one is built from the required fields; every example is decoded by msgspec
+first, so a wrong one fails here rather than in another team's code.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from schemas.subjects import Subjects
 from services.handlers import HANDLERS, HandlerSpec
 from services.schemagen.asyncapi_doc import asyncapi
 from services.schemagen.contracts import DEFAULT_OUTPUT, TagContract, output_union, tag_contracts
-from services.schemagen.examples import OUTPUT_EXAMPLES, REQUEST_EXAMPLES, output_examples, request_examples
+from services.schemagen.examples import (
+    MODELS_EXAMPLES,
+    OUTPUT_EXAMPLES,
+    REQUEST_EXAMPLES,
+    models_examples,
+    output_examples,
+    request_examples,
+)
 from services.schemagen.jsonschema import DIALECT, GENERATED, docstring, json_schema
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "DEFAULT_OUTPUT",
     "DIALECT",
     "GENERATED",
+    "MODELS_EXAMPLES",
     "OUTPUT_EXAMPLES",
     "OUT_DIR",
     "REQUEST_EXAMPLES",
@@ -44,6 +53,7 @@ __all__ = [
     "generate",
     "json_schema",
     "main",
+    "models_examples",
     "output_examples",
     "output_union",
     "request_examples",

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import ErrorCode
-from schemas.subjects import CONTENT_TYPE, JSON, MSG_ID, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from schemas.subjects import (
+    ANSWERED_BY,
+    CONTENT_TYPE,
+    DEAD_DELIVERIES,
+    DEAD_REASON,
+    JSON,
+    MSG_ID,
+    MSGPACK,
+    REQUEST_SEQ,
+    SERVICE_ERROR,
+    SERVICE_ERROR_CODE,
+    Subjects,
+)
 from services.schemagen.examples import EXAMPLE_ID
 from services.schemagen.jsonschema import summary
+
+DEAD_REASON_MAX = 500
+"""`give_up` cuts the reason to this many characters."""
+_FINALS_STREAM = Subjects().finals_stream
+
+
+@dataclass(slots=True)
+class Sections:
+    """The document's `components.messages`, `channels` and `operations`, filled one channel group at a time."""
+
+    messages: dict[str, Any] = field(default_factory=dict)
+    channels: dict[str, Any] = field(default_factory=dict)
+    operations: dict[str, Any] = field(default_factory=dict)
 
 
 def _content_type_header() -> dict[str, Any]:
@@ -63,7 +89,54 @@ def header_schemas() -> dict[str, Any]:
                     "description": "On the `error` of a core request: its `code` (NATS micro convention).",
                 },
                 **_trace_headers(),
+                # A kept final is the very output that went out plus these two, so kept finals share this schema
+                # (and the output messages) rather than repeating every output under a second name.
+                REQUEST_SEQ: {
+                    "type": "string",
+                    "pattern": "^[0-9]+$",
+                    "description": (
+                        f"Only on a final output kept in `{_FINALS_STREAM}`: the work-queue stream sequence of "
+                        "the request message it answers, i.e. the `seq` of that request's publish ack. A kept "
+                        "final with another sequence answers an earlier request that used the same id."
+                    ),
+                },
+                ANSWERED_BY: {
+                    "type": "string",
+                    "description": (
+                        f"Only on a final output kept in `{_FINALS_STREAM}`: which delivery of the request stored "
+                        "it (a random token per delivery)."
+                    ),
+                },
             },
+        },
+        "DeadLetterHeaders": {
+            "title": "DeadLetterHeaders",
+            "description": (
+                "NATS headers of a dead-lettered request: those it was published with, without `Nats-Msg-Id` "
+                "(so the dead-letter stream keeps every copy), plus why and after how many deliveries."
+            ),
+            "type": "object",
+            "properties": {
+                CONTENT_TYPE: _content_type_header(),
+                DEAD_REASON: {
+                    "type": "string",
+                    "maxLength": DEAD_REASON_MAX,
+                    "description": "Why hfbus gave up on the request, e.g. that its consumer never finished it.",
+                },
+                DEAD_DELIVERIES: {
+                    "type": "string",
+                    "pattern": "^[0-9]+$",
+                    "description": "How many times the request was delivered before hfbus gave up.",
+                },
+                **_trace_headers(),
+            },
+            "required": [DEAD_REASON, DEAD_DELIVERIES],
+        },
+        "ModelsRequestHeaders": {
+            "title": "ModelsRequestHeaders",
+            "description": "NATS headers a models request may carry; the reply comes in its encoding, without headers.",
+            "type": "object",
+            "properties": {CONTENT_TYPE: _content_type_header()},
         },
     }
 
@@ -101,15 +174,12 @@ def asyncapi_discriminators(node: Any) -> Any:
 
 
 def message_component(
-    *, name: str, title: str, cls: type, headers: str, examples: list[dict[str, Any]]
+    *, name: str, title: str, cls: type, headers: str | None, examples: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "name": name,
-        "title": title,
-        "summary": summary(cls),
-        "headers": ref("components", "schemas", headers),
-        "payload": ref("components", "schemas", cls.__name__),
-    }
+    message: dict[str, Any] = {"name": name, "title": title, "summary": summary(cls)}
+    if headers is not None:
+        message["headers"] = ref("components", "schemas", headers)
+    message["payload"] = ref("components", "schemas", cls.__name__)
     if examples:
         message["examples"] = examples
     return message

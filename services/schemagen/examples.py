@@ -129,6 +129,29 @@ OUTPUT_EXAMPLES: dict[str, list[dict[str, Any]]] = {
 """Outputs keyed by struct name (so this module imports no tag module), as concise JSON; they go out in the
 full wire form, after msgspec decoded them. The vectors are shortened to three dimensions."""
 
+MODELS_EXAMPLES: dict[str, list[dict[str, Any]]] = {
+    "ModelsRequest": [{"tag": "chat"}, {"tag": None}],
+    "ModelsReply": [
+        {
+            "models": [
+                {
+                    "name": "deepseek-r1",
+                    "display_name": "DeepSeek R1",
+                    "tag": "chat",
+                    "hf_model": "deepseek-ai/DeepSeek-R1",
+                    "policy": ":fastest",
+                    "prices": {"input_per_mtok": 0.55, "output_per_mtok": 2.19},
+                    "quality": 10,
+                    "default": True,
+                    "description": "DeepSeek R1 reasoning model. Excellent for logic, math, and coding.",
+                }
+            ]
+        }
+    ],
+}
+"""`ai.models` bodies keyed by struct name. Written here rather than read from the catalog so that editing
+`catalog.json` does not make the committed schemas stale."""
+
 
 def request_examples(contract: TagContract) -> list[dict[str, Any]]:
     """Curated examples for the tag, else the module's `EXAMPLES`, else one built from the required fields."""
@@ -143,6 +166,11 @@ def output_examples(cls: type[Output]) -> list[dict[str, Any]]:
     """Examples of one output struct, encoded as the wire carries them."""
     curated = [msgspec.to_builtins(msgspec.convert(ex, cls)) for ex in OUTPUT_EXAMPLES.get(cls.__name__, ())]
     return curated or _module_examples(cls)
+
+
+def models_examples(cls: type[msgspec.Struct]) -> list[dict[str, Any]]:
+    """Examples of an `ai.models` request or reply, encoded as the wire carries them."""
+    return [msgspec.to_builtins(msgspec.convert(ex, cls)) for ex in MODELS_EXAMPLES[cls.__name__]]
 
 
 def _module_examples(cls: type[msgspec.Struct]) -> list[dict[str, Any]]:

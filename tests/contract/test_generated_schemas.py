@@ -16,6 +16,8 @@ import msgspec.inspect
 import pytest
 
 from schemas import Chunk, Error, Output, Progress, RequestBase, Result, Subjects, Tag
+from schemas.models import ModelsReply, ModelsRequest
+from schemas.subjects import ANSWERED_BY, DEAD_DELIVERIES, DEAD_REASON, MSG_ID, REQUEST_SEQ
 from services import schemagen
 from services.handlers import HANDLERS, HandlerSpec
 from services.handlers._context import Context
@@ -229,10 +231,57 @@ def test_asyncapi_channels_are_the_subjects_of_each_tag(tag: Tag) -> None:
     assert receive["bindings"]["nats"]["queue"] == Subjects.queue_group(tag)
 
 
+@pytest.mark.parametrize("tag", list(CONTRACTS))
+def test_asyncapi_kept_finals_of_each_tag_reuse_its_result_and_error_messages(tag: Tag) -> None:
+    doc = load(schemagen.ASYNCAPI_FILE)
+    finals = doc["channels"][f"{tag}_finals"]
+    assert finals["address"] == Subjects("{prefix}").final(tag, "{id}")
+    assert Subjects().finals_stream in finals["description"]
+    expected = {o.__name__ for o in CONTRACTS[tag].outputs if issubclass(o, Result | Error)}
+    assert expected and {m["$ref"] for m in finals["messages"].values()} == {
+        f"#/components/messages/{name}" for name in expected
+    }
+    assert doc["operations"][f"send_{tag}_final"]["channel"] == {"$ref": f"#/channels/{tag}_finals"}
+    output_headers = doc["components"]["schemas"]["OutputHeaders"]["properties"]
+    assert {REQUEST_SEQ, ANSWERED_BY} <= set(output_headers)
+    for name in expected:
+        assert doc["components"]["messages"][name]["headers"] == {"$ref": "#/components/schemas/OutputHeaders"}
+
+
+@pytest.mark.parametrize("tag", list(CONTRACTS))
+def test_asyncapi_dead_letters_of_each_tag_carry_the_request_and_why(tag: Tag) -> None:
+    doc = load(schemagen.ASYNCAPI_FILE)
+    dead = doc["channels"][f"{tag}_dead_letters"]
+    assert dead["address"] == Subjects("{prefix}").dead(tag)
+    assert Subjects().dead_stream in dead["description"]
+    (message_ref,) = dead["messages"].values()
+    message = resolve(doc, message_ref["$ref"])
+    assert message["payload"] == {"$ref": f"#/components/schemas/{CONTRACTS[tag].request_type.__name__}"}
+    headers = resolve(doc, message["headers"]["$ref"])
+    assert set(headers["required"]) == {DEAD_REASON, DEAD_DELIVERIES}
+    assert MSG_ID not in headers["properties"], "dead letters drop the dedupe key"
+    assert doc["operations"][f"send_{tag}_dead_letter"]["channel"] == {"$ref": f"#/channels/{tag}_dead_letters"}
+
+
+def test_asyncapi_models_is_a_request_reply_of_the_models_structs() -> None:
+    doc = load(schemagen.ASYNCAPI_FILE)
+    channels = doc["channels"]
+    assert channels["models"]["address"] == Subjects("{prefix}").models
+    assert channels["models_replies"]["address"] is None, "the reply goes to the requester's inbox"
+    operation = doc["operations"]["receive_models"]
+    assert operation["action"] == "receive" and operation["channel"] == {"$ref": "#/channels/models"}
+    (request,) = operation["messages"]
+    (reply,) = operation["reply"]["messages"]
+    assert operation["reply"]["channel"] == {"$ref": "#/channels/models_replies"}
+    payloads = [resolve(doc, resolve(doc, m["$ref"])["$ref"])["payload"]["$ref"] for m in (request, reply)]
+    assert payloads == [f"#/components/schemas/{cls.__name__}" for cls in (ModelsRequest, ModelsReply)]
+
+
 def test_asyncapi_message_examples_match_their_payload_schema_and_decode() -> None:
     doc = load(schemagen.ASYNCAPI_FILE)
     structs = {c.request_type.__name__: c.request_type for c in CONTRACTS.values()}
     structs |= {o.__name__: o for c in CONTRACTS.values() for o in c.outputs}
+    structs |= {cls.__name__: cls for cls in (ModelsRequest, ModelsReply)}
     content_types = doc["components"]["schemas"]["RequestHeaders"]["properties"]["Content-Type"]["enum"]
     assert content_types == ["application/json", "application/msgpack"]
     for name, message in doc["components"]["messages"].items():
@@ -243,6 +292,9 @@ def test_asyncapi_message_examples_match_their_payload_schema_and_decode() -> No
         for example in message["examples"]:
             assert list(errors(example["payload"], payload, doc)) == [], (name, example)
             msgspec.convert(example["payload"], structs[payload["title"]])
+            if "headers" in example:
+                headers = resolve(doc, message["headers"]["$ref"])
+                assert list(errors(example["headers"], headers, doc)) == [], (name, example)
 
 
 def test_asyncapi_discriminators_are_in_asyncapi_form() -> None:
@@ -295,6 +347,8 @@ def test_a_new_tag_in_the_handler_table_gets_schemas_channels_and_an_example() -
     assert validate(sample, output) == []
     doc = json.loads(files[schemagen.ASYNCAPI_FILE])
     assert doc["channels"]["vectorize_requests"]["address"] == "{prefix}.vectorize"
+    assert doc["channels"]["vectorize_finals"]["address"] == "{prefix}.final.vectorize.{id}"
+    assert doc["channels"]["vectorize_dead_letters"]["address"] == "{prefix}.dead.vectorize"
     (example,) = doc["components"]["messages"]["vectorize_request"]["examples"]
     msgspec.convert(example["payload"], VectorizeRequest)
     assert list(files)[:4] == [
