@@ -14,6 +14,8 @@ MSG_ID = "Nats-Msg-Id"
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 DEAD_REASON = "Hfbus-Dead-Reason"
+DEAD_REASON_MAX = 500
+"""The most characters of a dead letter's reason header."""
 DEAD_DELIVERIES = "Hfbus-Deliveries"
 ANSWERED_BY = "Hfbus-Answered-By"
 """On a kept final output: which delivery of the request wrote it (a random token per delivery)."""
@@ -74,6 +76,9 @@ class Subjects:
     @staticmethod
     def queue_group(tag: Tag) -> str:
         return f"hfbus.{tag}"
+
+    MODELS_QUEUE_GROUP = "hfbus.models"
+    """Instances answer `models` in one queue group: one catalog reply per question."""
 
     @property
     def stream(self) -> str:

@@ -13,7 +13,7 @@ from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from schemas import Tag
+from schemas import Subjects, Tag
 from schemas.codec import codec_for
 from schemas.models import decode_models_request
 from services import __version__
@@ -90,7 +90,9 @@ class App:
                     return
                 await msg.respond(codec.encode(self.catalog.describe(wanted.tag)))
 
-            models_subscription = await nc.subscribe(settings.subjects.models, queue="hfbus.models", cb=on_models)
+            models_subscription = await nc.subscribe(
+                settings.subjects.models, queue=Subjects.MODELS_QUEUE_GROUP, cb=on_models
+            )
             stack.push_async_callback(models_subscription.unsubscribe)
 
             async with anyio.create_task_group() as outer:

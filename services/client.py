@@ -36,7 +36,7 @@ from schemas import (
     Tag,
 )
 from schemas.audio import Sound2TextOutput, Sound2TextRequest, Text2SoundOutput, Text2SoundRequest, TranscriptResult
-from schemas.codec import JSON_CODEC
+from schemas.codec import JSON_CODEC, codec_for
 from schemas.images import ImageOutput, Pic2PicRequest, Text2PicRequest
 from schemas.media import MediaInput, MediaRef, MediaResult
 from schemas.models import ModelsReply, ModelsRequest
@@ -313,7 +313,8 @@ class HfBus:
             return None
         if request_seq is not None and (kept.headers or {}).get(REQUEST_SEQ) != str(request_seq):
             return None
-        return JSON_CODEC.decode(kept.data or b"", OUTPUTS[tag])
+        # Kept as it went out: in the encoding its request was sent in.
+        return codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])
 
     async def download(self, ref: MediaRef) -> bytes:
         """A result's media bytes (inline or from the object store), checked against its sha256."""

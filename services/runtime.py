@@ -30,6 +30,7 @@ from schemas.common import REQUEST_ID_MAX, REQUEST_ID_PATTERN
 from schemas.subjects import (
     DEAD_DELIVERIES,
     DEAD_REASON,
+    DEAD_REASON_MAX,
     MSG_ID,
     MSGPACK,
 )
@@ -212,7 +213,7 @@ class TagRunner:
         logger.error("%s request %r: %s", self.tag, request_id, message)
         # The copy first: whoever sees the error can find the dead letter already stored.
         self.counters.dead_lettered += 1
-        dead_headers = {**(headers or {}), DEAD_REASON: reason[:500], DEAD_DELIVERIES: str(deliveries)}
+        dead_headers = {**(headers or {}), DEAD_REASON: reason[:DEAD_REASON_MAX], DEAD_DELIVERIES: str(deliveries)}
         dead_headers.pop(MSG_ID, None)  # the dead-letter stream must keep every copy, not dedupe them
         try:
             await self._nc.jetstream().publish(self._settings.subjects.dead(self.tag), data, headers=dead_headers)

@@ -225,4 +225,5 @@ def _models(sections: Sections) -> None:
             "channel": ref("channels", "models_replies"),
             "messages": [ref("channels", "models_replies", "messages", reply)],
         },
+        "bindings": {"nats": {"queue": Subjects.MODELS_QUEUE_GROUP, "bindingVersion": "0.1.0"}},
     }

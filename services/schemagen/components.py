@@ -11,6 +11,7 @@ from schemas.subjects import (
     CONTENT_TYPE,
     DEAD_DELIVERIES,
     DEAD_REASON,
+    DEAD_REASON_MAX,
     JSON,
     MSG_ID,
     MSGPACK,
@@ -22,8 +23,6 @@ from schemas.subjects import (
 from services.schemagen.examples import EXAMPLE_ID
 from services.schemagen.jsonschema import summary
 
-DEAD_REASON_MAX = 500
-"""`give_up` cuts the reason to this many characters."""
 _FINALS_STREAM = Subjects().finals_stream
 
 

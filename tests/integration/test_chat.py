@@ -389,6 +389,21 @@ async def test_a_durable_final_output_missed_by_its_subscriber_is_kept_for_it(
     assert kept.text == expected_text([{"role": "user", "content": "hi"}], 16)
 
 
+async def test_a_kept_final_of_a_msgpack_request_is_read_back_in_msgpack(
+    settings: Settings, router: FakeRouter, nc: NATS
+) -> None:
+    settings = replace(settings, mode="durable")
+    request_id = uuid.uuid4().hex
+    body = {"id": request_id, "messages": [{"role": "user", "content": "hi"}], "reply_to": "_INBOX.away"}
+    headers = {"Nats-Msg-Id": request_id, "Content-Type": "application/msgpack"}
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        await nc.jetstream().publish(f"{settings.prefix}.chat", msgspec.msgpack.encode(body), headers=headers)
+        await eventually(lambda: app.runners[Tag.CHAT].counters.handled == 1)
+        kept = await bus.final(Tag.CHAT, request_id)
+
+    assert isinstance(kept, ChatResult) and kept.id == request_id
+
+
 async def test_cancelling_an_unknown_or_finished_request_is_harmless(settings: Settings, router: FakeRouter) -> None:
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         finished = bus.chat("done already")
