@@ -115,6 +115,8 @@ class Result(Output, tag="result", frozen=True, kw_only=True):
     """The provider that actually served the request, when the router said so."""
     cost_usd: float | None = None
     """Computed from the model catalog; null when the price is unknown."""
+    router_request_id: str | None = None
+    """The router's `x-request-id` for the call that served it: what HuggingFace support asks for."""
 
 
 class Error(Output, tag="error", frozen=True, kw_only=True):

@@ -238,4 +238,5 @@ def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestReco
         tokens_in=getattr(usage, "prompt_tokens", 0),
         tokens_out=getattr(usage, "completion_tokens", 0),
         cost_usd=getattr(final, "cost_usd", None),
+        router_request_id=getattr(final, "router_request_id", None),
     )

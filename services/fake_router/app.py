@@ -69,6 +69,8 @@ class FakeRouter:
         self.default_tokens = default_tokens
         self.provider = provider
         self.requests: list[RecordedRequest] = []
+        self.request_ids: list[str] = []
+        """The `x-request-id` of every answer, in the order the answers finished."""
         self.faults: deque[Fault] = deque()
         self.disconnects = 0
         self.completed_streams = 0
@@ -98,6 +100,7 @@ class FakeRouter:
     def reset(self) -> None:
         """Forget recorded requests, queued faults and counters; `in_flight` keeps tracking live streams."""
         self.requests.clear()
+        self.request_ids.clear()
         self.faults.clear()
         self.disconnects = 0
         self.completed_streams = 0
@@ -110,7 +113,10 @@ class FakeRouter:
             self.requests.append(
                 RecordedRequest(request.method, request.path, dict(request.query), headers, body),
             )
-            return await handler(request)
+            response = await handler(request)
+            if request_id := response.headers.get("x-request-id"):
+                self.request_ids.append(request_id)
+            return response
 
         async def stop(_: web.Application) -> None:
             # Runs before aiohttp waits for open handlers, so stalled answers end instead of holding up cleanup.

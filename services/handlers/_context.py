@@ -47,6 +47,7 @@ class ChatAnswer:
     provider: str | None
     reasoning: str | None = None
     tool_calls: list[JsonObject] | None = None
+    router_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class StreamInfo:
     """What the upstream said about a finished stream besides its deltas."""
 
     provider: str | None
+    router_request_id: str | None = None
 
 
 OnDelta = Callable[[ChatDelta], Awaitable[None]]

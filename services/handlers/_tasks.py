@@ -39,5 +39,11 @@ async def answer_with_media(ctx: Context, resolved: Resolved, outcome: TaskOutco
         characters=usage.characters,
     )
     await ctx.result(
-        MediaResult, media=[ref], usage=usage, model=resolved.hf_model, provider=outcome.provider, cost_usd=cost
+        MediaResult,
+        media=[ref],
+        usage=usage,
+        model=resolved.hf_model,
+        provider=outcome.provider,
+        cost_usd=cost,
+        router_request_id=outcome.router_request_id,
     )

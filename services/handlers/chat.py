@@ -27,6 +27,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
             tool_calls=answer.tool_calls,
             model=model,
             provider=answer.provider,
+            router_request_id=answer.router_request_id,
             cost_usd=_cost(resolved.entry, answer.usage),
         )
         return
@@ -51,6 +52,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
         tool_calls=transcript.tool_calls(),
         model=model,
         provider=info.provider,
+        router_request_id=info.router_request_id,
     )
 
 

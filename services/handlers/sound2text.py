@@ -36,5 +36,6 @@ async def handle(request: Sound2TextRequest, ctx: Context) -> None:
         usage=MediaUsage(seconds=seconds),
         model=resolved.hf_model,
         provider=outcome.provider,
+        router_request_id=outcome.router_request_id,
         cost_usd=cost_usd(resolved.entry, audio_seconds=seconds) if seconds else None,
     )

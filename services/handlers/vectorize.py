@@ -30,5 +30,6 @@ async def handle(request: VectorizeRequest, ctx: Context) -> None:
         usage=MediaUsage(inputs=len(texts)),
         model=resolved.hf_model,
         provider=outcome.provider,
+        router_request_id=outcome.router_request_id,
         cost_usd=cost_usd(resolved.entry, tokens=tokens),
     )

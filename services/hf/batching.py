@@ -72,7 +72,7 @@ class EmbeddingBatcher:
             raise batch.failure
         assert batch.outcome is not None and isinstance(batch.outcome.output, Vectors)
         vectors = batch.outcome.output.vectors[start : start + len(texts)]
-        return TaskOutcome(Vectors(vectors), batch.outcome.provider)
+        return TaskOutcome(Vectors(vectors), batch.outcome.provider, batch.outcome.router_request_id)
 
     async def _send(self, key: tuple[Any, ...], batch: _Batch) -> None:
         with anyio.move_on_after(self._max_wait_s):

@@ -149,7 +149,7 @@ def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool, ServiceError | 
     return delta, done, failure
 
 
-def parse_completion(body: bytes, provider: str | None) -> ChatAnswer:
+def parse_completion(body: bytes, provider: str | None, router_request_id: str | None = None) -> ChatAnswer:
     """A non-streamed `chat.completion` reply; raises `msgspec.DecodeError` when it is not one."""
     completion = _completion_decoder.decode(body)
     if not completion.choices:
@@ -167,4 +167,5 @@ def parse_completion(body: bytes, provider: str | None) -> ChatAnswer:
         provider=provider,
         reasoning=choice.message.reasoning_content or choice.message.reasoning,
         tool_calls=choice.message.tool_calls,
+        router_request_id=router_request_id,
     )

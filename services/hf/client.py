@@ -238,7 +238,9 @@ class HfClient:
                 async with self.session.post(self._chat_url, data=body, headers=with_trace(self._headers)) as response:
                     if response.status != 200:
                         raise error_for_status(response.status, await response.read(), response.headers)
-                    info = StreamInfo(provider=response.headers.get("x-inference-provider"))
+                    info = StreamInfo(
+                        response.headers.get("x-inference-provider"), response.headers.get("x-request-id")
+                    )
                     sse = SseDecoder()
                     async for data in response.content.iter_any():
                         payloads = sse.feed(data)
@@ -282,7 +284,9 @@ class HfClient:
                     payload = await response.read()
                     if response.status != 200:
                         raise error_for_status(response.status, payload, response.headers)
-                    return parse_completion(payload, response.headers.get("x-inference-provider"))
+                    return parse_completion(
+                        payload, response.headers.get("x-inference-provider"), response.headers.get("x-request-id")
+                    )
             except (aiohttp.ClientError, OSError) as exc:
                 raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
             except msgspec.DecodeError:

@@ -38,6 +38,8 @@ class TaskOutcome:
 
     output: Media | Vectors | Transcript
     provider: str
+    router_request_id: str | None = None
+    """The router's `x-request-id` of the call that started the job."""
 
 
 class Sender(Protocol):
@@ -72,7 +74,7 @@ async def run_task(
         inp = replace(template, provider_model=route.provider_model)
         try:
             adapter = get_adapter(route.provider, template.task)
-            output = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
+            output, router_request_id = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
         except (UpstreamUnavailable, RateLimited) as err:
             cooldowns.failed(route.provider)
             if index == len(candidates) - 1:
@@ -82,7 +84,7 @@ async def run_task(
                 on_fallback(template.task, route.provider, candidates[index + 1].provider)
             continue
         cooldowns.succeeded(route.provider)
-        return TaskOutcome(output, route.provider)
+        return TaskOutcome(output, route.provider, router_request_id)
     raise AssertionError("choose() never returns an empty list")
 
 
@@ -93,13 +95,15 @@ async def _drive(
     router_url: str,
     on_progress: OnProgress,
     deadline_s: float,
-) -> Media | Vectors | Transcript:
+) -> tuple[Media | Vectors | Transcript, str | None]:
     queued: HttpCall | None = None
+    router_request_id: str | None = None
     try:
         with anyio.move_on_after(deadline_s):
             call = adapter.prepare(inp, router_url)
             while True:
                 reply = await sender.send(call)
+                router_request_id = router_request_id or reply.headers.get("x-request-id")
                 step = adapter.parse(inp, reply, router_url)
                 match step:
                     case Pending(call=next_call, status=status, queue_position=position, interval_s=interval):
@@ -112,7 +116,7 @@ async def _drive(
                         queued = None
                         call = next_call
                     case Media() | Vectors() | Transcript():
-                        return step
+                        return step, router_request_id
     except anyio.get_cancelled_exc_class():
         await _cancel_job(sender, adapter, queued)
         raise

@@ -135,6 +135,7 @@ def log_request(logger: logging.Logger, record: RequestRecord) -> None:
                 "tokens_in": record.tokens_in,
                 "tokens_out": record.tokens_out,
                 "cost_usd": record.cost_usd,
+                "router_request_id": record.router_request_id,
             }
         },
     )

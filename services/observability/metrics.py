@@ -33,6 +33,8 @@ class RequestRecord:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float | None = None
+    router_request_id: str | None = None
+    """The router's `x-request-id`, for a support ticket."""
 
 
 def _label(value: str | None) -> str:

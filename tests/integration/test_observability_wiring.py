@@ -59,3 +59,6 @@ async def test_metrics_health_and_request_logs_follow_the_traffic(
     assert all(
         {"id", "tag", "model", "provider", "ttft_ms", "duration_ms", "tokens_out", "cost_usd"} <= set(f) for f in fields
     )
+    # What HuggingFace support asks for: the router's id of the call, in the result and in its log line.
+    assert paid.router_request_id is not None and paid.router_request_id == router.request_ids[-1]
+    assert [f["router_request_id"] for f in fields if f["id"] == paid.id] == [paid.router_request_id]

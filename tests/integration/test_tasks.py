@@ -103,6 +103,7 @@ async def test_every_tag_works_through_nats_for_every_provider(
         assert [o.seq for o in outputs] == list(range(len(outputs)))
         assert result.provider == provider
         assert result.model == model
+        assert result.router_request_id in router.request_ids, "the router's id of the call that started the job"
         if isinstance(result, MediaResult):
             (ref,) = result.media
             data = await bus.download(ref)

@@ -282,7 +282,12 @@ def test_log_request_writes_one_line_with_every_request_field() -> None:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     try:
-        log_request(logger, record(ttft_s=0.2345, duration_s=1.5, tokens_in=10, tokens_out=20, cost_usd=0.01))
+        log_request(
+            logger,
+            record(
+                ttft_s=0.2345, duration_s=1.5, tokens_in=10, tokens_out=20, cost_usd=0.01, router_request_id="b1cf5226"
+            ),
+        )
     finally:
         logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()
@@ -304,6 +309,7 @@ def test_log_request_writes_one_line_with_every_request_field() -> None:
         "tokens_in": 10,
         "tokens_out": 20,
         "cost_usd": 0.01,
+        "router_request_id": "b1cf5226",
     }
 
 
