@@ -40,9 +40,12 @@ class KeptFinals:
         self._settings = settings
 
     async def answered(self, tag: Tag, request_id: str, request_seq: int) -> bool:
-        """Whether this request message's final output is kept: one direct get, about 0.1 ms."""
+        """Whether this request message's final output is kept: one direct get, about 0.1 ms.
+
+        In a cluster any replica may answer and one may lag: a miss only costs a run whose claim then fails.
+        """
         try:
-            kept = await self._last(tag, request_id)
+            kept = await self._last(tag, request_id, direct=True)
         except NotFoundError:
             return False
         except Exception:
@@ -70,7 +73,8 @@ class KeptFinals:
         while True:
             try:
                 if expected_last < 0:
-                    kept = await self._last(tag, request_id)
+                    # From the stream leader: a replica answering a direct get may not have the kept one yet.
+                    kept = await self._last(tag, request_id, direct=False)
                     if _header(kept, REQUEST_SEQ) == str(request_seq):
                         # Another delivery of this message, or an earlier try of ours whose reply was lost.
                         return _header(kept, ANSWERED_BY) == token
@@ -104,9 +108,9 @@ class KeptFinals:
             await anyio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    async def _last(self, tag: Tag, request_id: str) -> RawStreamMsg:
+    async def _last(self, tag: Tag, request_id: str, *, direct: bool) -> RawStreamMsg:
         subjects = self._settings.subjects
-        return await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(tag, request_id), direct=True)
+        return await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(tag, request_id), direct=direct)
 
 
 def _header(msg: RawStreamMsg, name: str) -> str | None:
