@@ -128,8 +128,10 @@ class Error(Output, tag="error", frozen=True, kw_only=True):
     status: int | None = None
     """The upstream HTTP status, when there was one."""
     usage: TokenUsage | None = None
-    """Chat: what the request used before it ended (a cancel, a stall, a broken stream): the provider's own
-    count when it had sent one, else one completion token per streamed token and a prompt count of 0 (the
-    router reports prompt tokens only at the end). Null when no tokens were asked for yet."""
+    """Chat streams: what the request used before it ended (a cancel, a stall, a broken stream): the provider's
+    own count when it had sent one, else one completion token per streamed token and a prompt count of 0 (the
+    router reports prompt tokens only at the end); zeros when it ended before any token. Null for other tags
+    and for non-streamed chats."""
     cost_usd: float | None = None
-    """The price of `usage`, from the model catalog; null when unknown."""
+    """The catalog price of `usage` (so, without the prompt when its count was not reported); null when the
+    price is unknown."""

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
 from schemas import (
     ChatMessage,
@@ -164,7 +164,14 @@ class Stream(Generic[R]):
                 if kept is not None:
                     return kept
                 continue
-            return JSON_CODEC.decode(msg.data, self._output_type)
+            try:
+                return JSON_CODEC.decode(msg.data, self._output_type)
+            except msgspec.ValidationError:
+                if _is_publish_ack(msg.data):
+                    # A core-mode client against a deployment whose stream stores the request: JetStream
+                    # acknowledges to the reply inbox, and the answer follows through `reply_to`.
+                    continue
+                raise
 
     async def result(self) -> R:
         """Run to the end; the result, or `RequestFailed` carrying the error."""
@@ -309,8 +316,8 @@ class HfBus:
             return None
         try:
             kept = await self.nc.jsm().get_last_msg(self.subjects.finals_stream, self.subjects.final(tag, request_id))
-        except (NotFoundError, NatsTimeoutError, NoRespondersError):
-            return None
+        except (NotFoundError, NatsTimeoutError, NoRespondersError, ServiceUnavailableError):
+            return None  # nothing kept, or JetStream away for now: the caller waits on and asks again
         if request_seq is not None and (kept.headers or {}).get(REQUEST_SEQ) != str(request_seq):
             return None
         # Kept as it went out: in the encoding its request was sent in.
@@ -350,14 +357,17 @@ class HfBus:
                 try:
                     ack = await self.nc.jetstream().publish(subject, payload, headers={MSG_ID: request.id})
                     return ack.seq
-                except (NatsTimeoutError, NoRespondersError):
+                except (NatsTimeoutError, NoStreamResponseError, ServiceUnavailableError):
                     # The ack may be what was lost, or the stream is electing a leader: resending the same bytes is
                     # deduped by id, and the answer still comes to this inbox, which a fresh request would not share.
                     if attempt == 2:
                         raise
                     await anyio.sleep(0.25)
         else:
-            await self.nc.publish(subject, JSON_CODEC.encode(request), reply=inbox)
+            # `reply_to` too: if a stream captures the subject after all (consumers started after this client
+            # chose its mode), the stored request still knows where its answer goes.
+            payload = JSON_CODEC.encode(msgspec.structs.replace(request, reply_to=inbox))
+            await self.nc.publish(subject, payload, reply=inbox)
         return None
 
 
@@ -384,3 +394,11 @@ async def _detect_mode(nc: NATS, subjects: Subjects) -> Mode:
     except Exception:
         return "core"
     return "durable"
+
+
+def _is_publish_ack(data: bytes) -> bool:
+    try:
+        reply = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(reply, dict) and "stream" in reply and "seq" in reply and "type" not in reply

@@ -8,6 +8,7 @@ sequence, while a new request that reuses an old id gets a new one.
     claim -> a final of this request message exists .. another delivery answered: stay silent
              (unless it is an earlier try of this very claim whose reply was lost)
     claim -> a final of an older message with the id .. replace it: the id was reused
+    claim -> a final of a newer message with the id ... publish unkept: the newer one's stays kept
     claim -> no JetStream for `ack_wait` ............. publish unkept: answering beats staying silent
 """
 
@@ -65,35 +66,39 @@ class KeptFinals:
         subject = settings.subjects.final(tag, request_id)
         token = secrets.token_hex(8)
         claim_headers = {**(headers or {}), ANSWERED_BY: token, REQUEST_SEQ: str(request_seq)}
-        expected_last = 0  # no final of this id yet
+        expected_last: int | None = 0  # no final of this id yet; None: look at the one kept
         js = self._nc.jetstream()
         # Heartbeats keep the delivery ours meanwhile, so waiting out a failover costs no redelivery.
         deadline = time.monotonic() + settings.ack_wait_s
         pause = 0.05
         while True:
+            failure: Exception | None = None
             try:
-                if expected_last < 0:
+                if expected_last is None:
                     # From the stream leader: a replica answering a direct get may not have the kept one yet.
                     kept = await self._last(tag, request_id, direct=False)
-                    if _header(kept, REQUEST_SEQ) == str(request_seq):
+                    kept_for = _request_seq_of(kept)
+                    if kept_for == request_seq:
                         # Another delivery of this message, or an earlier try of ours whose reply was lost.
                         return _header(kept, ANSWERED_BY) == token
-                    expected_last = kept.seq or 0  # the final of an older request that used the same id
-                    continue
-                claim_headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last)
-                await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
-                return True
+                    if kept_for is not None and kept_for > request_seq:
+                        # A newer request reused the id and is kept; this older message is answered unkept.
+                        return True
+                    expected_last = kept.seq or 0  # the final of an older request with the same id: replace it
+                else:
+                    claim_headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last)
+                    await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
+                    return True
             except APIError as exc:
                 if exc.err_code == _WRONG_LAST_SEQUENCE:
-                    expected_last = -1  # look at what is kept
-                    continue
-                if isinstance(exc, NotFoundError):  # the kept one expired in between: claim afresh
+                    expected_last = None
+                elif isinstance(exc, NotFoundError):  # the kept one expired in between: claim afresh
                     expected_last = 0
-                    continue
-                if exc.code is not None and exc.code < 500:
+                elif exc.code is not None and exc.code < 500:
                     logger.warning("could not keep the final output of %s request %s: %s", tag, request_id, exc)
                     return True  # the finals stream is misconfigured for good: answering beats staying silent
-                failure: Exception = exc
+                else:
+                    failure = exc
             except Exception as exc:  # no JetStream for now: a failover, a restart, a reconnect
                 failure = exc
             if time.monotonic() >= deadline:
@@ -105,8 +110,9 @@ class KeptFinals:
                     failure,
                 )
                 return True
-            await anyio.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            if failure is not None:
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     async def _last(self, tag: Tag, request_id: str, *, direct: bool) -> RawStreamMsg:
         subjects = self._settings.subjects
@@ -115,3 +121,8 @@ class KeptFinals:
 
 def _header(msg: RawStreamMsg, name: str) -> str | None:
     return (msg.headers or {}).get(name)
+
+
+def _request_seq_of(msg: RawStreamMsg) -> int | None:
+    value = _header(msg, REQUEST_SEQ)
+    return int(value) if value is not None and value.isdigit() else None

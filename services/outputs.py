@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from nats.aio.client import Client as NATS
 
 from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
@@ -172,7 +173,6 @@ class Outputs:
                 " (fewer texts, fewer max_tokens) or raise max_payload on the server"
             )
         self._seq += 1
-        self.final_sent = True
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
@@ -198,7 +198,6 @@ class Outputs:
             else None,
         )
         self._seq += 1
-        self.final_sent = True
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
@@ -209,15 +208,21 @@ class Outputs:
         await self._publish_final(self._codec.encode(output), headers or None)
 
     async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
-        with span("publish"):
-            if (
-                self._request_seq is not None
-                and self._id
-                and not await self.runner.finals.claim(self.tag, self._id, self._request_seq, payload, headers)
-            ):
-                logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
-                return
-            await self._nc.publish(self._subject, payload, headers=headers)
+        # Shielded: a cancel or the shutdown deadline landing mid-claim would otherwise leave a request acked
+        # with its answer neither kept nor sent. The claim bounds itself (HFBUS_ACK_WAIT).
+        with anyio.CancelScope(shield=True), span("publish"):
+            await self._claim_and_publish(payload, headers)
+        self.final_sent = True
+
+    async def _claim_and_publish(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        if (
+            self._request_seq is not None
+            and self._id
+            and not await self.runner.finals.claim(self.tag, self._id, self._request_seq, payload, headers)
+        ):
+            logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
+            return
+        await self._nc.publish(self._subject, payload, headers=headers)
 
 
 def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:

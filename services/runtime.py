@@ -208,6 +208,8 @@ class TagRunner:
         """A request used up its deliveries: one `internal` error to its caller, a copy to the dead letters."""
         codec = codec_for(headers)
         request_id, subject = self._address(data, codec, None)
+        if request_id and await self.finals.answered(self.tag, request_id, request_seq):
+            return  # answered, only never acked: nothing to give up on
         outputs = Outputs(self, self._nc, subject, codec, request_id, deliveries, request_seq=request_seq)
         message = f"gave up after {deliveries} deliveries: {reason}"
         logger.error("%s request %r: %s", self.tag, request_id, message)
@@ -236,10 +238,16 @@ class TagRunner:
                     stored = await jsm.get_msg(subjects.stream, seq)
                 except (orjson.JSONDecodeError, KeyError, ValueError, NotFoundError):
                     continue  # already settled or removed: nothing left to answer
-                await self.give_up(
-                    stored.data or b"", stored.headers, deliveries, "its consumer never finished it", seq
-                )
-                await jsm.delete_msg(subjects.stream, seq)
+                except Exception as exc:  # JetStream away for a moment: the request stays stored, not lost
+                    logger.warning("could not read the %s request a max-deliveries advisory names: %r", self.tag, exc)
+                    continue
+                try:
+                    await self.give_up(
+                        stored.data or b"", stored.headers, deliveries, "its consumer never finished it", seq
+                    )
+                    await jsm.delete_msg(subjects.stream, seq)
+                except Exception:
+                    logger.exception("could not give up on a %s request whose consumers never finished it", self.tag)
         finally:
             await advisories.unsubscribe()
 
@@ -294,14 +302,23 @@ class TagRunner:
 
     async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
         request_id: str = request.id
-        attempt = outputs.attempt
-        core_request = delivery.reply is not None
         if self._inflight.was_cancelled(request_id):
-            await self._finish(delivery, outputs, Cancelled("cancelled before it started"), core_request)
+            await self._finish(delivery, outputs, Cancelled("cancelled before it started"), delivery.reply is not None)
             return
 
         running = Running(anyio.CancelScope(), delivery)
         self._inflight.running[request_id] = running
+        try:
+            await self._handle_and_settle(delivery, request, outputs, running)
+        finally:
+            # Only now: heartbeats keep the delivery ours until its final output is kept and it is settled.
+            if self._inflight.running.get(request_id) is running:
+                del self._inflight.running[request_id]
+
+    async def _handle_and_settle(self, delivery: Delivery, request: Any, outputs: Outputs, running: Running) -> None:
+        request_id: str = request.id
+        attempt = outputs.attempt
+        core_request = delivery.reply is not None
         failure: ServiceError | None = None
         try:
             with running.scope:
@@ -331,9 +348,6 @@ class TagRunner:
                     await delivery.term()
                 return
             failure = Internal("internal error in the consumer; the request was not completed")
-        finally:
-            if self._inflight.running.get(request_id) is running:
-                del self._inflight.running[request_id]
         if running.scope.cancelled_caught and running.reason is not None:
             failure = running.reason
         if failure is not None:

@@ -373,6 +373,19 @@ async def test_a_slow_request_reusing_an_id_is_not_answered_with_its_predecessor
     assert "second question" in second.text
 
 
+async def test_a_client_connected_before_the_durable_consumers_started_still_gets_its_answer(
+    settings: Settings, router: FakeRouter
+) -> None:
+    # The client chose core mode (no stream yet); the consumers then create the stream that captures `ai.chat`.
+    settings = replace(settings, mode="durable")
+    async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus, running(settings):
+        assert bus.mode == "core"
+        with anyio.fail_after(10):
+            result = await bus.chat("hi").result()
+
+    assert isinstance(result, ChatResult) and "hi" in result.text
+
+
 async def test_a_durable_final_output_missed_by_its_subscriber_is_kept_for_it(
     settings: Settings, router: FakeRouter, nc: NATS
 ) -> None:

@@ -1,0 +1,116 @@
+"""The kept finals (durable mode): one answer per request message, whatever happens around its claim."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+import anyio
+import pytest
+from nats.aio.client import Client as NATS
+
+from schemas import ChatResult, Tag
+from schemas.subjects import REQUEST_SEQ
+from services.client import HfBus
+from services.fake_router import FakeRouter, Fault
+from services.finals import KeptFinals
+from services.jetstream import ensure_finals_stream
+from services.settings import Settings
+from tests.conftest import eventually, running
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def finals(settings: Settings, nc: NATS) -> KeptFinals:
+    durable = replace(settings, mode="durable")
+    await ensure_finals_stream(nc, durable)
+    return KeptFinals(nc, durable)
+
+
+async def kept_for(nc: NATS, settings: Settings, request_id: str) -> tuple[bytes, str | None]:
+    kept = await nc.jsm().get_last_msg(settings.subjects.finals_stream, settings.subjects.final(Tag.CHAT, request_id))
+    return kept.data or b"", (kept.headers or {}).get(REQUEST_SEQ)
+
+
+async def test_the_first_claim_of_a_request_message_wins_and_a_second_delivery_stays_silent(
+    finals: KeptFinals, nc: NATS, settings: Settings
+) -> None:
+    first = await finals.claim(Tag.CHAT, "r1", 7, b"first answer", None)
+    second = await finals.claim(Tag.CHAT, "r1", 7, b"second answer", None)
+
+    assert (first, second) == (True, False)
+    assert await kept_for(nc, settings, "r1") == (b"first answer", "7")
+    assert await finals.answered(Tag.CHAT, "r1", 7)
+
+
+async def test_an_id_reused_by_a_newer_message_replaces_the_kept_final_but_an_older_one_does_not(
+    finals: KeptFinals, nc: NATS, settings: Settings
+) -> None:
+    assert await finals.claim(Tag.CHAT, "r2", 3, b"old request", None)
+    assert await finals.claim(Tag.CHAT, "r2", 9, b"new request", None), "a newer message answers"
+    assert await kept_for(nc, settings, "r2") == (b"new request", "9")
+
+    # The older message finishing late (a slow job whose client resent) is answered, but unkept.
+    assert await finals.claim(Tag.CHAT, "r2", 5, b"late old request", None)
+    assert await kept_for(nc, settings, "r2") == (b"new request", "9")
+    assert await finals.answered(Tag.CHAT, "r2", 9)
+    assert not await finals.answered(Tag.CHAT, "r2", 5)
+
+
+@pytest.mark.parametrize("cut", ["cancel", "shutdown"])
+async def test_a_cancel_or_shutdown_while_the_final_output_is_being_kept_does_not_lose_it(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch, cut: Literal["cancel", "shutdown"]
+) -> None:
+    claiming = anyio.Event()
+    real_claim = KeptFinals.claim
+
+    async def slow_claim(self: KeptFinals, *args: Any) -> bool:
+        # As while JetStream elects a leader: the store of the final output takes a while.
+        claiming.set()
+        await anyio.sleep(1.0)
+        return await real_claim(self, *args)
+
+    monkeypatch.setattr(KeptFinals, "claim", slow_claim)
+    settings = replace(settings, mode="durable", shutdown_grace_s=0.2)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        stream = bus.chat("answer me")
+
+        async def cut_it() -> None:
+            await claiming.wait()
+            if cut == "cancel":
+                await stream.cancel()
+            else:
+                app.stop()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cut_it)
+            with anyio.fail_after(10):
+                result = await stream.result()
+        kept = await bus.final(Tag.CHAT, result.id)
+        await eventually(lambda: app.runners[Tag.CHAT].counters.requests == 1)
+
+    assert isinstance(result, ChatResult) and "answer me" in result.text
+    assert kept == result
+
+
+async def test_a_request_ending_in_an_error_stays_ours_while_its_error_is_being_kept(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_claim = KeptFinals.claim
+
+    async def slow_claim(self: KeptFinals, *args: Any) -> bool:
+        await anyio.sleep(2.0)  # twice the ack wait: only heartbeats keep JetStream from redelivering meanwhile
+        return await real_claim(self, *args)
+
+    monkeypatch.setattr(KeptFinals, "claim", slow_claim)
+    router.faults.append(Fault.status(402))
+    settings = replace(settings, mode="durable", ack_wait_s=1.0)
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        with anyio.fail_after(10):
+            outputs = [o async for o in bus.chat("answer me")]
+        await anyio.sleep(1.5)  # a redelivery would have started by now
+        counters = app.runners[Tag.CHAT].counters
+
+    assert [type(o).__name__ for o in outputs] == ["Error"]
+    assert len(router.requests) == 1 and counters.redelivered == 0
