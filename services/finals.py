@@ -52,7 +52,7 @@ class KeptFinals:
         except Exception:
             logger.warning("could not check whether %s request %s was already answered", tag, request_id)
             return False
-        return _header(kept, REQUEST_SEQ) == str(request_seq)
+        return _request_seq_of(kept) == request_seq
 
     async def claim(
         self, tag: Tag, request_id: str, request_seq: int, payload: bytes, headers: dict[str, str] | None
