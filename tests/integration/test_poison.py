@@ -141,19 +141,23 @@ async def test_a_request_the_server_forgot_it_had_answered_is_settled_without_ru
     assert backlog == 0
 
 
-async def overlapping(request: ChatRequest, ctx: Any) -> None:
-    """Attempt 1 outlives its ack wait (no heartbeat), so JetStream redelivers while it still runs."""
-    if ctx.attempt == 1:
-        await anyio.sleep(1.5)
-    else:
-        await ctx.chunk("attempt 2 started")
-        await anyio.sleep(1.5)
-    await chat.handle(request, ctx)
-
-
 async def test_two_deliveries_running_at_once_answer_the_request_once(
     settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    second_started, first_answered = anyio.Event(), anyio.Event()
+
+    async def overlapping(request: ChatRequest, ctx: Any) -> None:
+        # Without heartbeats JetStream redelivers after the ack wait, while attempt 1 still runs.
+        if ctx.attempt == 1:
+            await second_started.wait()
+            await chat.handle(request, ctx)
+            first_answered.set()
+        else:
+            await ctx.chunk("attempt 2 started")
+            second_started.set()
+            await first_answered.wait()
+            await chat.handle(request, ctx)
+
     monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, overlapping))
     monkeypatch.setattr(TagRunner, "_heartbeat", no_heartbeat)
     settings = replace(settings, mode="durable", ack_wait_s=1.0)
