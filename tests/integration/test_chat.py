@@ -347,7 +347,7 @@ async def test_an_id_reused_after_the_dedupe_window_is_a_new_request_with_its_ow
     request_id = uuid.uuid4().hex
     async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         first = await bus.chat("first question", request_id=request_id).result()
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.6)  # past the dedupe window, and past the purge of its ids that trails it
         with anyio.fail_after(10):
             second = await bus.chat("second question", request_id=request_id).result()
         kept = await bus.final(Tag.CHAT, request_id)
@@ -365,7 +365,7 @@ async def test_a_slow_request_reusing_an_id_is_not_answered_with_its_predecessor
     request_id = uuid.uuid4().hex
     async with running(settings), HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         await bus.chat("first question", request_id=request_id).result()
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.6)  # past the dedupe window, and past the purge of its ids that trails it
         router.faults.append(Fault.stall(after_tokens=0, seconds=FINAL_RECHECK_S + 1))
         with anyio.fail_after(15):
             second = await bus.chat("second question", request_id=request_id).result()
