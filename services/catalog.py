@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from schemas.common import Tag
+from schemas.common import Tag, TokenUsage
 from schemas.models import ModelInfo, ModelsReply, ParamValue
 
 __all__ = [
@@ -300,6 +300,11 @@ def cost_usd(
         "per_mchars": characters / 1e6,
     }
     return round(sum((price or 0.0) * quantities[unit] for unit, price in prices.items()), 8)
+
+
+def token_cost(entry: CatalogModel | None, usage: TokenUsage) -> float | None:
+    """`cost_usd` of a chat's token usage."""
+    return cost_usd(entry, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
 def _split(model: str) -> tuple[str, str | None]:

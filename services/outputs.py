@@ -15,7 +15,7 @@ from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
 from schemas.codec import Codec
 from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
-from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, cost_usd
+from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers._context import Limits, R
 from services.hf.client import HfClient
@@ -193,9 +193,7 @@ class Outputs:
             retryable=err.retryable,
             status=err.status,
             usage=usage,
-            cost_usd=cost_usd(entry, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
-            if usage is not None
-            else None,
+            cost_usd=token_cost(entry, usage) if usage is not None else None,
         )
         self._seq += 1
         self.final = output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas import ChatRequest, ChatResult, TokenUsage
 from schemas.common import JsonObject
-from services.catalog import CatalogModel, cost_usd
+from services.catalog import token_cost
 from services.errors import InvalidRequest
 from services.handlers._context import ChatDelta, Context, Limits
 
@@ -28,7 +28,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
             model=model,
             provider=answer.provider,
             router_request_id=answer.router_request_id,
-            cost_usd=_cost(resolved.entry, answer.usage),
+            cost_usd=token_cost(resolved.entry, answer.usage),
         )
         return
 
@@ -47,7 +47,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
         text="".join(transcript.text),
         finish_reason=transcript.finish_reason,
         usage=usage,
-        cost_usd=_cost(resolved.entry, usage),
+        cost_usd=token_cost(resolved.entry, usage),
         reasoning="".join(transcript.reasoning) or None,
         tool_calls=transcript.tool_calls(),
         model=model,
@@ -65,10 +65,6 @@ def _check_limits(request: ChatRequest, limits: Limits) -> None:
         raise InvalidRequest(
             f"max_tokens: {request.max_tokens} is over the limit {limits.max_tokens} (HFBUS_MAX_TOKENS)"
         )
-
-
-def _cost(entry: CatalogModel | None, usage: TokenUsage) -> float | None:
-    return cost_usd(entry, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
 
 
 class _Transcript:
