@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from nats.aio.client import Client as NATS
 
 from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
 from schemas.codec import Codec
@@ -68,7 +67,6 @@ class Outputs:
     def __init__(
         self,
         runner: TagRunner,
-        nc: NATS,
         subject: str,
         codec: Codec,
         request_id: str,
@@ -77,7 +75,7 @@ class Outputs:
         request_seq: int | None = None,
     ) -> None:
         self.runner = runner
-        self._nc = nc
+        self._nc = runner.nc
         self._subject = subject
         self._codec = codec
         self._id = request_id

@@ -96,8 +96,7 @@ class TagRunner:
         self.limits = Limits(max_messages=settings.max_messages, max_tokens=settings.max_tokens)
         self.counters = Counters()
         self.finals = KeptFinals(nc, settings)
-        self._nc = nc
-        self._settings = settings
+        self.nc = nc
         self._spec = spec
         self._inflight = inflight
         self._slots = anyio.Semaphore(settings.concurrency)
@@ -112,7 +111,7 @@ class TagRunner:
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until `stop()`, then finish in-flight work within the grace period."""
-        intake = Intake(self._nc, self._settings, self.tag)
+        intake = Intake(self.nc, self.settings, self.tag)
         async with anyio.create_task_group() as background:
             if self._durable:
                 background.start_soon(self._heartbeat)
@@ -133,13 +132,13 @@ class TagRunner:
                                 break
                             workers.start_soon(self._run, delivery)
                 # The task group exits when the last request ends, or cancels the rest at the deadline.
-                workers.cancel_scope.deadline = anyio.current_time() + self._settings.shutdown_grace_s
+                workers.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
             # Heartbeats ran until the last request settled; nothing is left for them to do.
             background.cancel_scope.cancel()
 
     async def _heartbeat(self) -> None:
         # One ticker for all in-flight requests instead of a task each: cheaper at 1,000 streams.
-        interval = self._settings.ack_wait_s / 3
+        interval = self.settings.ack_wait_s / 3
         while True:
             await anyio.sleep(interval)
             for entry in list(self._inflight.running.values()):
@@ -157,9 +156,9 @@ class TagRunner:
 
     def _decode(self, delivery: Delivery, codec: Codec) -> Any:
         size = len(delivery.data)
-        if size > self._settings.max_request_bytes:
+        if size > self.settings.max_request_bytes:
             raise InvalidRequest(
-                f"request is {size} bytes; the limit is {self._settings.max_request_bytes} (HFBUS_MAX_REQUEST_BYTES)"
+                f"request is {size} bytes; the limit is {self.settings.max_request_bytes} (HFBUS_MAX_REQUEST_BYTES)"
             )
         decoder = self._msgpack_decoder if codec.content_type == MSGPACK else self._json_decoder
         try:
@@ -184,7 +183,7 @@ class TagRunner:
             pass  # nothing usable: the error goes to the `invalid` out subject (or the NATS reply)
         request_id = envelope.id if isinstance(envelope.id, str) and _is_request_id(envelope.id) else ""
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
-        return request_id, reply or reply_to or self._settings.subjects.out(self.tag, request_id or "invalid")
+        return request_id, reply or reply_to or self.settings.subjects.out(self.tag, request_id or "invalid")
 
     async def _reject(
         self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
@@ -193,9 +192,7 @@ class TagRunner:
         self.counters.rejected += 1
         self.counters.last_error = f"{err.code}: {err.message}"[:200]
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
-        outputs = Outputs(
-            self, self._nc, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq
-        )
+        outputs = Outputs(self, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self.deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None)
@@ -210,7 +207,7 @@ class TagRunner:
         request_id, subject = self._address(data, codec, None)
         if request_id and await self.finals.answered(self.tag, request_id, request_seq):
             return  # answered, only never acked: nothing to give up on
-        outputs = Outputs(self, self._nc, subject, codec, request_id, deliveries, request_seq=request_seq)
+        outputs = Outputs(self, subject, codec, request_id, deliveries, request_seq=request_seq)
         message = f"gave up after {deliveries} deliveries: {reason}"
         logger.error("%s request %r: %s", self.tag, request_id, message)
         # The copy first: whoever sees the error can find the dead letter already stored.
@@ -218,18 +215,18 @@ class TagRunner:
         dead_headers = {**(headers or {}), DEAD_REASON: reason[:DEAD_REASON_MAX], DEAD_DELIVERIES: str(deliveries)}
         dead_headers.pop(MSG_ID, None)  # the dead-letter stream must keep every copy, not dedupe them
         try:
-            await self._nc.jetstream().publish(self._settings.subjects.dead(self.tag), data, headers=dead_headers)
+            await self.nc.jetstream().publish(self.settings.subjects.dead(self.tag), data, headers=dead_headers)
         except Exception:
             logger.exception("could not copy %s request %r to the dead letters", self.tag, request_id)
         await outputs.error(Internal(message), core_request=False)
 
     async def _watch_max_deliveries(self) -> None:
         """JetStream stops redelivering a request whose consumers kept dying; answer it and dead-letter it."""
-        subjects = self._settings.subjects
-        advisories = await self._nc.subscribe(
+        subjects = self.settings.subjects
+        advisories = await self.nc.subscribe(
             subjects.max_deliveries_advisory(self.tag), queue=f"hfbus.dead.{self.tag}"
         )
-        jsm = self._nc.jsm()
+        jsm = self.nc.jsm()
         try:
             async for advisory in advisories.messages:
                 try:
@@ -273,7 +270,7 @@ class TagRunner:
             await self._reject(delivery, codec, err, trace_headers)
             return
         request_id: str = request.id
-        subject = delivery.reply or request.reply_to or self._settings.subjects.out(self.tag, request_id)
+        subject = delivery.reply or request.reply_to or self.settings.subjects.out(self.tag, request_id)
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
@@ -290,7 +287,7 @@ class TagRunner:
             self.counters.already_answered += 1
             await delivery.ack()
             return
-        outputs = Outputs(self, self._nc, subject, codec, request_id, attempt, trace_headers, request_seq)
+        outputs = Outputs(self, subject, codec, request_id, attempt, trace_headers, request_seq)
         metrics = self.deps.metrics
         metrics.started(self.tag)
         try:
@@ -334,7 +331,7 @@ class TagRunner:
         except Exception as exc:
             logger.exception("%s request %s failed with an unexpected error", self.tag, request_id)
             if self._durable and not outputs.final_sent:
-                if attempt < self._settings.max_deliver:
+                if attempt < self.settings.max_deliver:
                     # Back off a little so a crash loop does not spin; another instance may take it.
                     await delivery.nak(delay=min(attempt, 5))
                 else:
