@@ -58,20 +58,26 @@ async def test_an_id_reused_by_a_newer_message_replaces_the_kept_final_but_an_ol
     assert not await finals.answered(Tag.CHAT, "r2", 5)
 
 
+def slow_claims(monkeypatch: pytest.MonkeyPatch, seconds: float) -> anyio.Event:
+    """Every store of a final output takes `seconds` longer, as while JetStream elects a leader; the event is set
+    when the first one starts."""
+    claiming = anyio.Event()
+    real_claim = KeptFinals.claim
+
+    async def claim(self: KeptFinals, *args: Any) -> bool:
+        claiming.set()
+        await anyio.sleep(seconds)
+        return await real_claim(self, *args)
+
+    monkeypatch.setattr(KeptFinals, "claim", claim)
+    return claiming
+
+
 @pytest.mark.parametrize("cut", ["cancel", "shutdown"])
 async def test_a_cancel_or_shutdown_while_the_final_output_is_being_kept_does_not_lose_it(
     settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch, cut: Literal["cancel", "shutdown"]
 ) -> None:
-    claiming = anyio.Event()
-    real_claim = KeptFinals.claim
-
-    async def slow_claim(self: KeptFinals, *args: Any) -> bool:
-        # As while JetStream elects a leader: the store of the final output takes a while.
-        claiming.set()
-        await anyio.sleep(1.0)
-        return await real_claim(self, *args)
-
-    monkeypatch.setattr(KeptFinals, "claim", slow_claim)
+    claiming = slow_claims(monkeypatch, 1.0)
     settings = replace(settings, mode="durable", shutdown_grace_s=0.2)
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         stream = bus.chat("answer me")
@@ -97,13 +103,7 @@ async def test_a_cancel_or_shutdown_while_the_final_output_is_being_kept_does_no
 async def test_a_request_ending_in_an_error_stays_ours_while_its_error_is_being_kept(
     settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_claim = KeptFinals.claim
-
-    async def slow_claim(self: KeptFinals, *args: Any) -> bool:
-        await anyio.sleep(2.0)  # twice the ack wait: only heartbeats keep JetStream from redelivering meanwhile
-        return await real_claim(self, *args)
-
-    monkeypatch.setattr(KeptFinals, "claim", slow_claim)
+    slow_claims(monkeypatch, 2.0)  # twice the ack wait: only heartbeats keep JetStream from redelivering meanwhile
     router.faults.append(Fault.status(402))
     settings = replace(settings, mode="durable", ack_wait_s=1.0)
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:

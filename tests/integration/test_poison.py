@@ -90,19 +90,23 @@ async def test_a_request_whose_consumers_never_finish_is_answered_when_jetstream
     assert backlog == 0
 
 
-async def test_a_redelivery_of_a_request_already_answered_is_settled_without_running_it(
-    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    acks: list[object] = []
+def lose_the_first_ack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when a consumer dies between publishing the final output and acking, or the ack is lost."""
+    acks: list[Delivery] = []
     real_ack = Delivery.ack
 
-    async def lose_the_first_ack(self: Delivery) -> None:
-        # As when a consumer dies between publishing the final output and acking, or the ack is lost.
+    async def ack(self: Delivery) -> None:
         acks.append(self)
         if len(acks) > 1:
             await real_ack(self)
 
-    monkeypatch.setattr(Delivery, "ack", lose_the_first_ack)
+    monkeypatch.setattr(Delivery, "ack", ack)
+
+
+async def test_a_redelivery_of_a_request_already_answered_is_settled_without_running_it(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lose_the_first_ack(monkeypatch)
     settings = replace(settings, mode="durable", ack_wait_s=1.0)
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         outputs = [o async for o in bus.chat("answer me once")]
@@ -119,15 +123,7 @@ async def test_a_request_the_server_forgot_it_had_answered_is_settled_without_ru
 ) -> None:
     # A SIGKILLed nats-server can lose recent consumer state: acks and delivery counts alike. The answered
     # request then comes back as a *first* delivery, only late; that lateness is what the runtime checks.
-    real_ack = Delivery.ack
-    acks: list[Delivery] = []
-
-    async def lose_the_first_ack(self: Delivery) -> None:
-        acks.append(self)
-        if len(acks) > 1:
-            await real_ack(self)
-
-    monkeypatch.setattr(Delivery, "ack", lose_the_first_ack)
+    lose_the_first_ack(monkeypatch)
     monkeypatch.setattr(Delivery, "attempt", property(lambda self: 1))
     monkeypatch.setattr(runtime, "LATE_FIRST_DELIVERY_S", 0.5)
     settings = replace(settings, mode="durable", ack_wait_s=1.0)
