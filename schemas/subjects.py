@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.common import Tag
@@ -21,6 +22,14 @@ ANSWERED_BY = "Hfbus-Answered-By"
 """On a kept final output: which delivery of the request wrote it (a random token per delivery)."""
 REQUEST_SEQ = "Hfbus-Request-Seq"
 """On a kept final output: the work-queue stream sequence of the request message it answers."""
+
+
+def answered_request_seq(headers: Mapping[str, str] | None) -> int | None:
+    """The `REQUEST_SEQ` of a kept final output; None when it has none."""
+    value = (headers or {}).get(REQUEST_SEQ)
+    return int(value) if value is not None and value.isdigit() else None
+
+
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 """JetStream stores the message only if the subject's last sequence is this; `0` means "only if none yet"."""
 

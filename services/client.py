@@ -40,7 +40,7 @@ from schemas.codec import JSON_CODEC, codec_for
 from schemas.images import ImageOutput, Pic2PicRequest, Text2PicRequest
 from schemas.media import MediaInput, MediaRef, MediaResult
 from schemas.models import ModelsReply, ModelsRequest
-from schemas.subjects import MSG_ID, REQUEST_SEQ
+from schemas.subjects import MSG_ID, answered_request_seq
 from schemas.vectorize import VectorizeOutput, VectorizeRequest, VectorizeResult
 from schemas.video import Pic2VidRequest, Text2VidRequest, VideoOutput
 
@@ -318,7 +318,7 @@ class HfBus:
             kept = await self.nc.jsm().get_last_msg(self.subjects.finals_stream, self.subjects.final(tag, request_id))
         except (NotFoundError, NatsTimeoutError, NoRespondersError, ServiceUnavailableError):
             return None  # nothing kept, or JetStream away for now: the caller waits on and asks again
-        if request_seq is not None and (kept.headers or {}).get(REQUEST_SEQ) != str(request_seq):
+        if request_seq is not None and answered_request_seq(kept.headers) != request_seq:
             return None
         # Kept as it went out: in the encoding its request was sent in.
         return codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])

@@ -24,7 +24,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
 from schemas import Tag
-from schemas.subjects import ANSWERED_BY, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ
+from schemas.subjects import ANSWERED_BY, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ, answered_request_seq
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class KeptFinals:
         except Exception:
             logger.warning("could not check whether %s request %s was already answered", tag, request_id)
             return False
-        return _request_seq_of(kept) == request_seq
+        return answered_request_seq(kept.headers) == request_seq
 
     async def claim(
         self, tag: Tag, request_id: str, request_seq: int, payload: bytes, headers: dict[str, str] | None
@@ -77,10 +77,10 @@ class KeptFinals:
                 if expected_last is None:
                     # From the stream leader: a replica answering a direct get may not have the kept one yet.
                     kept = await self._last(tag, request_id, direct=False)
-                    kept_for = _request_seq_of(kept)
+                    kept_for = answered_request_seq(kept.headers)
                     if kept_for == request_seq:
                         # Another delivery of this message, or an earlier try of ours whose reply was lost.
-                        return _header(kept, ANSWERED_BY) == token
+                        return (kept.headers or {}).get(ANSWERED_BY) == token
                     if kept_for is not None and kept_for > request_seq:
                         # A newer request reused the id and is kept; this older message is answered unkept.
                         return True
@@ -117,12 +117,3 @@ class KeptFinals:
     async def _last(self, tag: Tag, request_id: str, *, direct: bool) -> RawStreamMsg:
         subjects = self._settings.subjects
         return await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(tag, request_id), direct=direct)
-
-
-def _header(msg: RawStreamMsg, name: str) -> str | None:
-    return (msg.headers or {}).get(name)
-
-
-def _request_seq_of(msg: RawStreamMsg) -> int | None:
-    value = _header(msg, REQUEST_SEQ)
-    return int(value) if value is not None and value.isdigit() else None

@@ -223,9 +223,7 @@ class TagRunner:
     async def _watch_max_deliveries(self) -> None:
         """JetStream stops redelivering a request whose consumers kept dying; answer it and dead-letter it."""
         subjects = self.settings.subjects
-        advisories = await self.nc.subscribe(
-            subjects.max_deliveries_advisory(self.tag), queue=f"hfbus.dead.{self.tag}"
-        )
+        advisories = await self.nc.subscribe(subjects.max_deliveries_advisory(self.tag), queue=f"hfbus.dead.{self.tag}")
         jsm = self.nc.jsm()
         try:
             async for advisory in advisories.messages:

@@ -21,7 +21,7 @@ from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
 from services.hf.batching import EmbeddingBatcher
 from services.hf.chat import chat_body, fold_events, parse_completion
 from services.hf.cooldown import Cooldowns
-from services.hf.errors import error_for_status
+from services.hf.errors import error_for_status, router_request_id
 from services.hf.fetch import PublicOnlyResolver, fetch
 from services.hf.mapping import ProviderMapping, ProviderRoute
 from services.hf.providers import HttpCall, HttpReply, TaskInput
@@ -238,9 +238,7 @@ class HfClient:
                 async with self.session.post(self._chat_url, data=body, headers=with_trace(self._headers)) as response:
                     if response.status != 200:
                         raise error_for_status(response.status, await response.read(), response.headers)
-                    info = StreamInfo(
-                        response.headers.get("x-inference-provider"), response.headers.get("x-request-id")
-                    )
+                    info = StreamInfo(response.headers.get("x-inference-provider"), router_request_id(response.headers))
                     sse = SseDecoder()
                     async for data in response.content.iter_any():
                         payloads = sse.feed(data)
@@ -285,7 +283,7 @@ class HfClient:
                     if response.status != 200:
                         raise error_for_status(response.status, payload, response.headers)
                     return parse_completion(
-                        payload, response.headers.get("x-inference-provider"), response.headers.get("x-request-id")
+                        payload, response.headers.get("x-inference-provider"), router_request_id(response.headers)
                     )
             except (aiohttp.ClientError, OSError) as exc:
                 raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None

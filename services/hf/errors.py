@@ -23,10 +23,15 @@ from services.errors import (
 _MAX_MESSAGE = 300
 
 
+def router_request_id(headers: Mapping[str, str]) -> str | None:
+    """The router's id of a call, what HuggingFace support asks for."""
+    return headers.get("x-request-id") or headers.get("x-amzn-trace-id")
+
+
 def error_for_status(status: int, body: bytes, headers: Mapping[str, str]) -> ServiceError:
     """Translate a non-2xx router reply into the leaf its status means."""
     detail = upstream_message(body) or "no details"
-    request_id = headers.get("x-request-id") or headers.get("x-amzn-trace-id")
+    request_id = router_request_id(headers)
     where = f" (router request id {request_id})" if request_id else ""
     text = f"upstream HTTP {status}: {detail}{where}"
     retry_after = _retry_after(headers, body)

@@ -11,6 +11,7 @@ import anyio
 
 from services.errors import RateLimited, UpstreamTimeout, UpstreamUnavailable
 from services.hf.cooldown import Cooldowns
+from services.hf.errors import router_request_id
 from services.hf.mapping import ProviderRoute, choose
 from services.hf.providers import (
     PROVIDERS,
@@ -74,7 +75,7 @@ async def run_task(
         inp = replace(template, provider_model=route.provider_model)
         try:
             adapter = get_adapter(route.provider, template.task)
-            output, router_request_id = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
+            output, request_id = await _drive(sender, adapter, inp, router_url, on_progress, deadline_s)
         except (UpstreamUnavailable, RateLimited) as err:
             cooldowns.failed(route.provider)
             if index == len(candidates) - 1:
@@ -84,7 +85,7 @@ async def run_task(
                 on_fallback(template.task, route.provider, candidates[index + 1].provider)
             continue
         cooldowns.succeeded(route.provider)
-        return TaskOutcome(output, route.provider, router_request_id)
+        return TaskOutcome(output, route.provider, request_id)
     raise AssertionError("choose() never returns an empty list")
 
 
@@ -97,13 +98,13 @@ async def _drive(
     deadline_s: float,
 ) -> tuple[Media | Vectors | Transcript, str | None]:
     queued: HttpCall | None = None
-    router_request_id: str | None = None
+    request_id: str | None = None  # of the call that started the job
     try:
         with anyio.move_on_after(deadline_s):
             call = adapter.prepare(inp, router_url)
             while True:
                 reply = await sender.send(call)
-                router_request_id = router_request_id or reply.headers.get("x-request-id")
+                request_id = request_id or router_request_id(reply.headers)
                 step = adapter.parse(inp, reply, router_url)
                 match step:
                     case Pending(call=next_call, status=status, queue_position=position, interval_s=interval):
@@ -116,7 +117,7 @@ async def _drive(
                         queued = None
                         call = next_call
                     case Media() | Vectors() | Transcript():
-                        return step, router_request_id
+                        return step, request_id
     except anyio.get_cancelled_exc_class():
         await _cancel_job(sender, adapter, queued)
         raise
