@@ -114,3 +114,15 @@ async def test_a_request_ending_in_an_error_stays_ours_while_its_error_is_being_
 
     assert [type(o).__name__ for o in outputs] == ["Error"]
     assert len(router.requests) == 1 and counters.redelivered == 0
+
+
+async def test_without_jetstream_for_the_ack_wait_a_final_output_is_published_unkept(
+    settings: Settings, nc: NATS, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No finals stream at all: every store fails as during a long outage; answering beats staying silent.
+    finals = KeptFinals(nc, replace(settings, mode="durable", ack_wait_s=0.5))
+    with anyio.fail_after(5):
+        publish = await finals.claim(Tag.CHAT, "r3", 1, b"answer", None)
+
+    assert publish is True
+    assert any("publishing it unkept" in r.getMessage() for r in caplog.records)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from typing import Any
 
 import anyio
 import msgspec
 import pytest
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from schemas import ChatOutput, ChatRequest, ChatResult, Error, ErrorCode, Tag
@@ -20,7 +22,7 @@ from services.fake_router import FakeRouter
 from services.handlers import HANDLERS, HandlerSpec, chat
 from services.runtime import TagRunner
 from services.settings import Settings
-from tests.conftest import eventually, running
+from tests.conftest import chat_payload, collect, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +186,26 @@ async def test_two_deliveries_running_at_once_answer_the_request_once(
     assert any(o.attempt == 2 for o in seen), "the second delivery had started streaming"
     assert result.attempt == 1, "the client takes the final of an earlier attempt after chunks of a later one"
     assert kept == result
+
+
+async def test_giving_up_on_a_request_that_was_answered_leaves_no_dead_letter_and_no_second_answer(
+    settings: Settings, router: FakeRouter, nc: NATS
+) -> None:
+    # JetStream's max-deliveries advisory can name a request whose answer went out but whose ack never held.
+    settings = replace(settings, mode="durable")
+    request_id = uuid.uuid4().hex
+    listener = await nc.subscribe(settings.subjects.out(Tag.CHAT, request_id))
+    async with running(settings) as app:
+        ack = await nc.jetstream().publish(
+            settings.subjects.request(Tag.CHAT), chat_payload(request_id), headers={"Nats-Msg-Id": request_id}
+        )
+        outputs = await collect(listener)
+        runner = app.runners[Tag.CHAT]
+        await runner.give_up(chat_payload(request_id), None, 3, "its consumer never finished it", ack.seq)
+        await anyio.sleep(0.3)
+        extra = listener.pending_msgs
+        dead = (await nc.jsm().stream_info(settings.subjects.dead_stream)).state.messages
+
+    assert isinstance(outputs[-1], ChatResult)
+    assert extra == 0, "no second final output"
+    assert dead == 0 and runner.counters.dead_lettered == 0
