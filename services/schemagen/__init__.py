@@ -36,7 +36,7 @@ from services.schemagen.examples import (
     output_examples,
     request_examples,
 )
-from services.schemagen.jsonschema import DIALECT, GENERATED, docstring, json_schema
+from services.schemagen.jsonschema import DIALECT, GENERATED, docstring, json_schema, tidy_descriptions
 
 __all__ = [
     "ASYNCAPI_FILE",
@@ -58,6 +58,7 @@ __all__ = [
     "output_union",
     "request_examples",
     "tag_contracts",
+    "tidy_descriptions",
     "write",
 ]
 
@@ -86,7 +87,7 @@ def generate(handlers: Mapping[Tag, HandlerSpec] = HANDLERS) -> dict[str, str]:
             ),
         )
     files[ASYNCAPI_FILE] = asyncapi(contracts)
-    return {name: _dump(document) for name, document in files.items()}
+    return {name: _dump(tidy_descriptions(document)) for name, document in files.items()}
 
 
 def _dump(document: Any) -> str:

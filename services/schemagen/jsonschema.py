@@ -37,6 +37,32 @@ def add_field_docs(components: dict[str, Any], roots: Sequence[Any]) -> None:
                 schema["properties"][key] = {"description": doc, **prop}
 
 
+# Values under these keys are data (a sample message, a default), not prose: a "description" inside them is a field.
+_DATA_KEYS = frozenset({"examples", "example", "default", "const", "enum"})
+
+
+def tidy_descriptions(node: Any) -> Any:
+    """`node` with every description's docstring indentation removed, whoever rendered it.
+
+    msgspec copies struct docstrings into descriptions and has changed how it dedents them between releases;
+    cleaning them ourselves keeps the committed contract a function of our structs, not of a dependency's
+    formatting.
+    """
+    if isinstance(node, dict):
+        return {key: _tidy_entry(key, value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [tidy_descriptions(item) for item in node]
+    return node
+
+
+def _tidy_entry(key: str, value: Any) -> Any:
+    if key in _DATA_KEYS:
+        return value
+    if key == "description" and isinstance(value, str):
+        return inspect.cleandoc(value)
+    return tidy_descriptions(value)
+
+
 def struct_info(cls: type[msgspec.Struct]) -> mi.StructType:
     info = mi.type_info(cls)
     assert isinstance(info, mi.StructType)

@@ -187,6 +187,21 @@ def test_field_docstrings_become_descriptions() -> None:
     assert chunk["reasoning"]["description"].startswith("Reasoning models'")
 
 
+def test_descriptions_do_not_depend_on_how_a_msgspec_release_dedents_docstrings() -> None:
+    # msgspec 0.23 dedents struct docstrings; earlier releases kept the source indentation.
+    as_older_msgspec = {"description": "Exactly one of: `url`,\n    or `bucket` + `name`.", "type": "object"}
+    as_newer_msgspec = {"description": "Exactly one of: `url`,\nor `bucket` + `name`.", "type": "object"}
+    assert schemagen.tidy_descriptions(as_older_msgspec) == schemagen.tidy_descriptions(as_newer_msgspec)
+
+
+def test_a_description_inside_an_example_is_data_and_kept_as_is() -> None:
+    document = {"examples": [{"description": "  two  spaces\n    kept"}], "description": "  prose"}
+    assert schemagen.tidy_descriptions(document) == {
+        "examples": [{"description": "  two  spaces\n    kept"}],
+        "description": "prose",
+    }
+
+
 # --- AsyncAPI ------------------------------------------------------------------------------------------------
 
 
