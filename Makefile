@@ -1,17 +1,25 @@
 # Every target creates .venv when it is missing, so a fresh clone needs nothing else.
+# Dependencies come from uv.lock, exactly as CI tested them; uv itself is bootstrapped from PyPI at a pinned version.
 PYTHON ?= python3
+UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 STAMP := $(VENV)/.installed
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
 
-.PHONY: install run test unit lint schemas bench fuzz chaos clean all
+.PHONY: install run test unit lint schemas bench fuzz chaos lock clean all
 
 all: lint test
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,fast]'
+$(UV):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync -q --frozen --extra fast
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -47,5 +55,9 @@ chaos: $(STAMP)
 fuzz: $(STAMP)
 	HFBUS_FUZZ_EXAMPLES=3000 $(BIN)/python -m pytest -q -s tests/fuzz
 
+## lock: re-resolve every dependency to its newest allowed version and rewrite uv.lock (then `make test`, commit)
+lock: $(UV)
+	$(UV) lock --upgrade
+
 clean:
-	rm -rf $(VENV) .hfbus .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(TOOLS) .hfbus .pytest_cache .mypy_cache .ruff_cache *.egg-info
