@@ -7,19 +7,20 @@ error) or simply await with `.result()`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import msgspec
-import nats
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
+from nats.errors import BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
@@ -65,12 +66,18 @@ OUTPUTS: dict[Tag, Any] = {
 }
 """What a subscriber decodes on each tag's reply subject."""
 
+logger = logging.getLogger(__name__)
+
 FINAL_RECHECK_S = 2.0
 """After this much silence a durable-mode stream checks whether its final output was kept while it was away."""
 
 
 class BusTimeout(TimeoutError):
     """No output arrived within the wait; the request may still be running."""
+
+
+class BusUnreachable(ConnectionError):
+    """No NATS server of the given URL answered within the connect wait."""
 
 
 class RequestFailed(RuntimeError):
@@ -135,15 +142,19 @@ class Stream(Generic[R]):
                 if isinstance(output, Progress) and self._on_progress is not None:
                     if (pending := self._on_progress(output)) is not None:
                         await pending
-                yield output
                 if isinstance(output, Error):
                     self.error = output
-                    return
-                if isinstance(output, Result):
+                elif isinstance(output, Result):
                     self.result_value = output  # type: ignore[assignment]
+                if final:
+                    # Callers often stop iterating at the final output and then close the connection: let go of
+                    # the inbox now, while the connection is still open, rather than when the generator is collected.
+                    await _release(subscription)
+                    yield output
                     return
+                yield output
         finally:
-            await subscription.unsubscribe()
+            await _release(subscription)
 
     async def _next(self, subscription: Subscription, wait_s: float) -> Any:
         """The next output; in durable mode, a final output that was kept while this connection was away.
@@ -183,6 +194,23 @@ class Stream(Generic[R]):
         return self.result_value
 
 
+async def _log_connection_error(err: Exception) -> None:
+    # nats-py's default logs every failed attempt with a traceback; reconnecting is routine for a bus client.
+    logger.debug("NATS connection error: %s", err)
+
+
+def _without_credentials(server: str) -> str:
+    parts = urlsplit(server if "://" in server else f"nats://{server}")
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+
+
+async def _release(subscription: Subscription) -> None:
+    """Drop interest in a reply inbox; a closed or draining connection, or an earlier release, already did."""
+    with suppress(BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError):
+        await subscription.unsubscribe()
+
+
 class ChatStream(Stream[ChatResult]):
     """A chat's outputs: chunks, then the result."""
 
@@ -204,15 +232,34 @@ class HfBus:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, url: str = "nats://127.0.0.1:4222", *, prefix: str = "ai", mode: Mode | None = None, **options: Any
+        cls,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "ai",
+        mode: Mode | None = None,
+        connect_within: float = 10.0,
+        **options: Any,
     ) -> AsyncIterator[HfBus]:
         """Connect (`url` may list several servers, comma-separated); without `mode`, durable when a JetStream
         stream captures the request subjects. `options` go to `nats.connect` (credentials, TLS, ...)."""
         servers = [server.strip() for server in url.split(",") if server.strip()]
         # Back quickly after a server restart: outputs are plain NATS messages, and while this connection is
         # away the ones addressed to it are missed (see README, Reliability).
-        options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.25, **options}
-        nc = await nats.connect(servers, **options)
+        options = {
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.25,
+            "error_cb": _log_connection_error,
+            **options,
+        }
+        nc = NATS()
+        try:
+            # Unlimited reconnects apply to the first connect too: without a deadline a wrong URL would hang forever.
+            with anyio.fail_after(connect_within):
+                await nc.connect(servers, **options)
+        except TimeoutError:
+            await nc.close()
+            shown = ", ".join(_without_credentials(server) for server in servers)
+            raise BusUnreachable(f"no NATS server answered at {shown} within {connect_within:g}s (NATS_URL)") from None
         try:
             subjects = Subjects(prefix)
             yield cls(nc, subjects, mode or await _detect_mode(nc, subjects))
