@@ -13,7 +13,7 @@ import signal
 
 from aiohttp import web
 
-from services.fake_router import FakeRouter, serve
+from services.dev.fake_router import FakeRouter, serve
 
 TOKEN = "hf_bench"
 _FORGET_EVERY_S = 1.0

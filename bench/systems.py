@@ -25,7 +25,7 @@ from bench.drive import Load, drive
 from bench.loader import BusTarget, DirectTarget, Target, VectorizeTarget, now
 from bench.procs import Child, cpu_seconds, free_port, spawn, wait_for_port
 from bench.router import COUNTERS_PATH
-from services import natsserver
+from services.bus import natsserver
 
 Kind = Literal["direct", "hfbus", "lean", "faststream"]
 B_COMMAND = "BENCH_HFBUS_B_COMMAND"

@@ -17,7 +17,7 @@ import msgspec
 
 from schemas import ChatResult, Chunk, Error, Progress
 from services import __version__
-from services.bus import credential_options
+from services.bus.connection import credential_options
 from services.observability import configure_logging
 from services.settings import Secret, Settings, SettingsError, parse_tags
 
@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> None:
-    from services.app import App
+    from services.consumer.app import App
 
     if settings.hf_token is None:
         logger.warning("no HuggingFace token (HUGGINGFACE_API_KEY or HF_TOKEN): the router will answer 401")
@@ -130,9 +130,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> None:
-    from services import natsserver
-    from services.app import App
-    from services.fake_router import FakeRouter, serve
+    from services.bus import natsserver
+    from services.consumer.app import App
+    from services.dev.fake_router import FakeRouter, serve
 
     server = None
     if not os.environ.get("NATS_URL"):
@@ -184,7 +184,7 @@ def _offline_secret() -> Secret:
 
 
 def _fake_router(args: argparse.Namespace, settings: Settings) -> None:
-    from services.fake_router import FakeRouter, serve
+    from services.dev.fake_router import FakeRouter, serve
 
     async def serve_forever() -> None:
         router = FakeRouter(pace_s=args.pace)

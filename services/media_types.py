@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 
 def sniff(data: bytes) -> str | None:
     """The media type the bytes' signature says, or None when it is not one hfbus knows."""
@@ -27,3 +30,15 @@ def sniff(data: bytes) -> str | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm"
     return None
+
+
+MediaKind = Literal["image", "audio"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedMedia:
+    """An input's bytes, their checked media type, and the https URL it came from when there was one."""
+
+    data: bytes
+    media_type: str
+    url: str | None = None

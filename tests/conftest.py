@@ -18,9 +18,9 @@ from nats.aio.client import Client as NATS
 
 from schemas import ChatOutput, ChatResult, Error
 from schemas.codec import codec_for
-from services import natsserver
-from services.app import App
-from services.fake_router import FakeRouter
+from services.bus import natsserver
+from services.consumer.app import App
+from services.dev.fake_router import FakeRouter
 from services.settings import Secret, Settings
 
 HF_TOKEN = "hf_TESTSECRETdoNotLeak0123456789"

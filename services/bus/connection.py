@@ -21,7 +21,7 @@ from nats.errors import MsgAlreadyAckdError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from schemas import Subjects, Tag
-from services.jetstream import PullFeed, ensure_consumer
+from services.bus.jetstream import PullFeed, ensure_consumer
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

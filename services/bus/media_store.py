@@ -13,8 +13,7 @@ from nats.js.object_store import ObjectStore
 
 from schemas.media import MediaInput, MediaRef
 from services.errors import InvalidRequest, TooLarge
-from services.handlers._context import LoadedMedia, MediaKind
-from services.media_types import sniff
+from services.media_types import LoadedMedia, MediaKind, sniff
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

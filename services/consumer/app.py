@@ -17,17 +17,17 @@ from schemas import Subjects, Tag
 from schemas.codec import codec_for
 from schemas.models import decode_models_request
 from services import __version__
-from services.bus import connect
+from services.bus.connection import connect
+from services.bus.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_stream
+from services.bus.media_store import MediaStore
 from services.catalog import Catalog
-from services.discovery import Discovery
+from services.consumer.discovery import Discovery
+from services.consumer.inflight import InFlight
+from services.consumer.outputs import Deps
+from services.consumer.runner import TagRunner
 from services.handlers import HANDLERS
 from services.hf.client import HfClient
-from services.inflight import InFlight
-from services.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_stream
-from services.media_store import MediaStore
 from services.observability import HealthServer, Metrics
-from services.outputs import Deps
-from services.runtime import TagRunner
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
 from schemas import Subjects
-from services.runtime import TagRunner
+from services.consumer.runner import TagRunner
 from services.settings import Settings
 
 SERVICE_NAME = "hfbus"

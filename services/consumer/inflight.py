@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from services.bus import Delivery
+from services.bus.connection import Delivery
 from services.errors import Cancelled, ServiceError
 
 

@@ -6,26 +6,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
+from nats.aio.client import Client as NATS
 
 from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
 from schemas.codec import Codec
 from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from services.bus.finals import KeptFinals
+from services.bus.media_store import MediaStore
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
-from services.handlers._context import Limits, R
+from services.handlers.seams import Limits, R
 from services.hf.client import HfClient
-from services.media_store import MediaStore
 from services.observability import Metrics, RequestRecord
-from services.tracing import span
+from services.observability.tracing import span
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from services.runtime import TagRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +35,17 @@ class Deps:
     media: MediaStore
     catalog: Catalog
     metrics: Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class TagScope:
+    """What every request of one tag shares: the connection, the tag and its limits, kept finals, the deps."""
+
+    nc: NATS
+    tag: Tag
+    limits: Limits
+    finals: KeptFinals
+    deps: Deps
 
 
 PROGRESS_HEARTBEAT_S = 2.0
@@ -61,12 +71,12 @@ class Outputs:
         "_resolved",
         "_usage_so_far",
         "final_sent",
-        "runner",
+        "_scope",
     )
 
     def __init__(
         self,
-        runner: TagRunner,
+        scope: TagScope,
         subject: str,
         codec: Codec,
         request_id: str,
@@ -74,8 +84,8 @@ class Outputs:
         trace_headers: dict[str, str] | None = None,
         request_seq: int | None = None,
     ) -> None:
-        self.runner = runner
-        self._nc = runner.nc
+        self._scope = scope
+        self._nc = scope.nc
         self._subject = subject
         self._codec = codec
         self._id = request_id
@@ -96,7 +106,7 @@ class Outputs:
 
     @property
     def tag(self) -> Tag:
-        return self.runner.tag
+        return self._scope.tag
 
     @property
     def request_id(self) -> str:
@@ -112,19 +122,19 @@ class Outputs:
 
     @property
     def upstream(self) -> HfClient:
-        return self.runner.deps.upstream
+        return self._scope.deps.upstream
 
     @property
     def media(self) -> MediaStore:
-        return self.runner.deps.media
+        return self._scope.deps.media
 
     @property
     def limits(self) -> Limits:
-        return self.runner.limits
+        return self._scope.limits
 
     def resolve(self, model: str | None) -> Resolved:
         try:
-            self._resolved = self.runner.deps.catalog.resolve(self.runner.tag, model)
+            self._resolved = self._scope.deps.catalog.resolve(self._scope.tag, model)
             return self._resolved
         except UnknownModelError as exc:
             raise UnknownModel(str(exc)) from None
@@ -214,7 +224,7 @@ class Outputs:
         if (
             self._request_seq is not None
             and self._id
-            and not await self.runner.finals.claim(self.tag, self._id, self._request_seq, payload, headers)
+            and not await self._scope.finals.claim(self.tag, self._id, self._request_seq, payload, headers)
         ):
             logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
             return

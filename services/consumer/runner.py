@@ -34,16 +34,16 @@ from schemas.subjects import (
     MSG_ID,
     MSGPACK,
 )
-from services.bus import Delivery, Intake
+from services.bus.connection import Delivery, Intake
+from services.bus.finals import KeptFinals
+from services.consumer.inflight import InFlight, Running
+from services.consumer.outputs import Deps, Outputs, TagScope, request_record
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
-from services.finals import KeptFinals
 from services.handlers import HandlerSpec
-from services.handlers._context import Limits
-from services.inflight import InFlight, Running
+from services.handlers.seams import Limits
 from services.observability import log_request
-from services.outputs import Deps, Outputs, request_record
+from services.observability.tracing import request_trace, span
 from services.settings import Settings
-from services.tracing import request_trace, span
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class TagRunner:
         self.counters = Counters()
         self.finals = KeptFinals(nc, settings)
         self.nc = nc
+        self.scope = TagScope(nc, tag, self.limits, self.finals, deps)
         self._spec = spec
         self._inflight = inflight
         self._slots = anyio.Semaphore(settings.concurrency)
@@ -192,7 +193,7 @@ class TagRunner:
         self.counters.rejected += 1
         self.counters.last_error = f"{err.code}: {err.message}"[:200]
         request_id, subject = self._address(delivery.data, codec, delivery.reply)
-        outputs = Outputs(self, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
+        outputs = Outputs(self.scope, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self.deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None)
@@ -207,7 +208,7 @@ class TagRunner:
         request_id, subject = self._address(data, codec, None)
         if request_id and await self.finals.answered(self.tag, request_id, request_seq):
             return  # answered, only never acked: nothing to give up on
-        outputs = Outputs(self, subject, codec, request_id, deliveries, request_seq=request_seq)
+        outputs = Outputs(self.scope, subject, codec, request_id, deliveries, request_seq=request_seq)
         message = f"gave up after {deliveries} deliveries: {reason}"
         logger.error("%s request %r: %s", self.tag, request_id, message)
         # The copy first: whoever sees the error can find the dead letter already stored.
@@ -285,7 +286,7 @@ class TagRunner:
             self.counters.already_answered += 1
             await delivery.ack()
             return
-        outputs = Outputs(self, subject, codec, request_id, attempt, trace_headers, request_seq)
+        outputs = Outputs(self.scope, subject, codec, request_id, attempt, trace_headers, request_seq)
         metrics = self.deps.metrics
         metrics.started(self.tag)
         try:

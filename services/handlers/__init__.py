@@ -16,7 +16,7 @@ from schemas.images import Pic2PicRequest, Text2PicRequest
 from schemas.vectorize import VectorizeRequest
 from schemas.video import Pic2VidRequest, Text2VidRequest
 from services.handlers import chat, pic2pic, pic2vid, sound2text, text2pic, text2sound, text2vid, vectorize
-from services.handlers._context import Context
+from services.handlers.seams import Context
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,8 @@ from typing import Any
 from schemas.media import MediaResult, MediaUsage, TaskRequest
 from services.catalog import Resolved, cost_usd
 from services.errors import Internal, InvalidRequest
-from services.handlers._context import Context
+from services.handlers.seams import Context, TaskOutcome
 from services.hf.providers import PROVIDER_NAMES, Media, Task, TaskInput
-from services.hf.tasks import TaskOutcome
 
 
 async def run(ctx: Context, request: TaskRequest, task: Task, **fields: Any) -> tuple[Resolved, TaskOutcome]:

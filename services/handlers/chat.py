@@ -6,7 +6,7 @@ from schemas import ChatRequest, ChatResult, TokenUsage
 from schemas.common import JsonObject
 from services.catalog import token_cost
 from services.errors import InvalidRequest
-from services.handlers._context import ChatDelta, Context, Limits
+from services.handlers.seams import ChatDelta, Context, Limits
 
 Request = ChatRequest
 

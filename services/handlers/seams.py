@@ -1,64 +1,43 @@
 """The seams a handler sees: what it may ask the upstream for and how it sends outputs.
 
-Handlers import neither nats nor aiohttp; the runtime and the HF client implement these protocols.
+Handlers import neither nats nor aiohttp; the consumer's `Outputs`, the HF client and the media store implement
+these protocols structurally and import nothing from here, so the seams can name the upstream's data types
+(`services.hf.answers`, `services.media_types`) without a circle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from schemas import ChatRequest, Result, Tag, TokenUsage
 from schemas.common import JsonObject
 from schemas.media import MediaInput, MediaRef
 from services.catalog import Resolved
+from services.hf.answers import ChatAnswer, ChatDelta, OnDelta, OnProgress, StreamInfo, TaskOutcome
 from services.hf.providers import TaskInput
-from services.hf.tasks import OnProgress, TaskOutcome
+from services.media_types import LoadedMedia, MediaKind
+
+__all__ = [
+    "ChatAnswer",
+    "ChatDelta",
+    "ChatUpstream",
+    "Context",
+    "Limits",
+    "LoadedMedia",
+    "MediaIO",
+    "MediaKind",
+    "OnDelta",
+    "OnProgress",
+    "R",
+    "StreamInfo",
+    "TaskInput",
+    "TaskOutcome",
+    "Upstream",
+]
 
 R = TypeVar("R", bound=Result)
-
-
-@dataclass(slots=True)
-class ChatDelta:
-    """Everything one read from the upstream socket carried, folded into one piece."""
-
-    content: str = ""
-    reasoning: str = ""
-    tool_calls: list[JsonObject] | None = None
-    finish_reason: str | None = None
-    usage: TokenUsage | None = None
-    tokens: int = 0
-    """Upstream events that carried output: one per generated token, as providers stream them."""
-
-    @property
-    def has_output(self) -> bool:
-        """True when a subscriber would see something: text, thinking or a tool-call fragment."""
-        return bool(self.content or self.reasoning or self.tool_calls)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatAnswer:
-    """A whole non-streamed completion."""
-
-    text: str
-    finish_reason: str | None
-    usage: TokenUsage
-    provider: str | None
-    reasoning: str | None = None
-    tool_calls: list[JsonObject] | None = None
-    router_request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamInfo:
-    """What the upstream said about a finished stream besides its deltas."""
-
-    provider: str | None
-    router_request_id: str | None = None
-
-
-OnDelta = Callable[[ChatDelta], Awaitable[None]]
 
 
 class ChatUpstream(Protocol):
@@ -79,18 +58,6 @@ class Upstream(ChatUpstream, Protocol):
     async def run_task(self, template: TaskInput, pinned: str | None, on_progress: OnProgress) -> TaskOutcome:
         """Run a non-chat task on the model's providers (falling back while one is unavailable)."""
         ...
-
-
-MediaKind = Literal["image", "audio"]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedMedia:
-    """An input's bytes, their checked media type, and the https URL it came from when there was one."""
-
-    data: bytes
-    media_type: str
-    url: str | None = None
 
 
 class MediaIO(Protocol):

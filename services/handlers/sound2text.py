@@ -6,8 +6,8 @@ from schemas.audio import Segment, Sound2TextRequest, TranscriptResult
 from schemas.media import MediaUsage
 from services.catalog import cost_usd
 from services.errors import Internal
-from services.handlers._context import Context
 from services.handlers._tasks import run
+from services.handlers.seams import Context
 from services.hf.providers import Transcript
 
 Request = Sound2TextRequest

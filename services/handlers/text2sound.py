@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from schemas.audio import Text2SoundRequest
 from schemas.media import MediaUsage
-from services.handlers._context import Context
 from services.handlers._tasks import answer_with_media, run
+from services.handlers.seams import Context
 
 Request = Text2SoundRequest
 

@@ -6,8 +6,8 @@ from schemas.media import MediaUsage
 from schemas.vectorize import VectorizeRequest, VectorizeResult
 from services.catalog import cost_usd
 from services.errors import Internal
-from services.handlers._context import Context
 from services.handlers._tasks import run
+from services.handlers.seams import Context
 from services.hf.providers import Vectors
 
 Request = VectorizeRequest

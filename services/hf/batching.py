@@ -18,8 +18,8 @@ import anyio
 import orjson
 
 from services.errors import ServiceError
+from services.hf.answers import TaskOutcome
 from services.hf.providers import TaskInput, Vectors
-from services.hf.tasks import TaskOutcome
 
 RunTask = Callable[[TaskInput, str | None], Awaitable[TaskOutcome]]
 

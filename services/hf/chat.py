@@ -12,7 +12,7 @@ import msgspec
 from schemas import ChatMessage, ChatRequest, TokenUsage
 from schemas.common import JsonObject
 from services.errors import ServiceError
-from services.handlers._context import ChatAnswer, ChatDelta
+from services.hf.answers import ChatAnswer, ChatDelta
 from services.hf.errors import error_for_event
 from services.hf.sse import DONE
 

@@ -17,7 +17,7 @@ import orjson
 
 from schemas import ChatRequest
 from services.errors import ServiceError, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from services.handlers._context import ChatAnswer, OnDelta, StreamInfo
+from services.hf.answers import ChatAnswer, OnDelta, OnProgress, StreamInfo, TaskOutcome
 from services.hf.batching import EmbeddingBatcher
 from services.hf.chat import chat_body, fold_events, parse_completion
 from services.hf.cooldown import Cooldowns
@@ -26,9 +26,9 @@ from services.hf.fetch import PublicOnlyResolver, fetch
 from services.hf.mapping import ProviderMapping, ProviderRoute
 from services.hf.providers import HttpCall, HttpReply, TaskInput
 from services.hf.sse import SseDecoder
-from services.hf.tasks import OnProgress, TaskOutcome, run_task
+from services.hf.tasks import run_task
+from services.observability.tracing import span, with_trace
 from services.settings import Settings
-from services.tracing import span, with_trace
 
 logger = logging.getLogger(__name__)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import anyio
 
 from services.errors import RateLimited, UpstreamTimeout, UpstreamUnavailable
+from services.hf.answers import OnProgress, TaskOutcome
 from services.hf.cooldown import Cooldowns
 from services.hf.errors import router_request_id
 from services.hf.mapping import ProviderRoute, choose
@@ -28,19 +29,6 @@ from services.hf.providers import (
 )
 
 logger = logging.getLogger(__name__)
-
-OnProgress = Callable[[str, int | None], Awaitable[None]]
-"""Called with a job's status (queued, running, completed) and its queue position, when the provider tells."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskOutcome:
-    """A finished task: what it produced and the provider that produced it."""
-
-    output: Media | Vectors | Transcript
-    provider: str
-    router_request_id: str | None = None
-    """The router's `x-request-id` of the call that started the job."""
 
 
 class Sender(Protocol):

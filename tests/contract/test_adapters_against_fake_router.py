@@ -23,7 +23,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from services.fake_router import MODELS, TRANSCRIPT_TEXT, FakeRouter, Fault, files, media_key
+from services.dev.fake_router import MODELS, TRANSCRIPT_TEXT, FakeRouter, Fault, files, media_key
 from services.hf.providers import (
     PROVIDERS,
     Download,

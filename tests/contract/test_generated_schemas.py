@@ -18,9 +18,9 @@ import pytest
 from schemas import Chunk, Error, Output, Progress, RequestBase, Result, Subjects, Tag
 from schemas.models import ModelsReply, ModelsRequest
 from schemas.subjects import ANSWERED_BY, DEAD_DELIVERIES, DEAD_REASON, MSG_ID, REQUEST_SEQ
-from services import schemagen
+from services.dev import schemagen
 from services.handlers import HANDLERS, HandlerSpec
-from services.handlers._context import Context
+from services.handlers.seams import Context
 
 CONTRACTS = {contract.tag: contract for contract in schemagen.tag_contracts()}
 FRESH = schemagen.generate()

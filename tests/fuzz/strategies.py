@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas import Tag
 from schemas.subjects import CONTENT_TYPE, MSGPACK
-from services.fake_router.files import png, wav
+from services.dev.fake_router.files import png, wav
 from services.handlers import HANDLERS
 
 Wire = Literal["json", "msgpack", "json-as-msgpack", "msgpack-as-json"]

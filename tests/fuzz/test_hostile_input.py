@@ -29,8 +29,8 @@ from nats.errors import MaxPayloadError
 from schemas import ChatResult, Chunk, Error, ErrorCode, Progress, Result, Tag
 from schemas.codec import codec_for
 from schemas.subjects import CONTENT_TYPE, MSGPACK
-from services.app import App
-from services.fake_router import FakeRouter
+from services.consumer.app import App
+from services.dev.fake_router import FakeRouter
 from services.handlers import HANDLERS
 from services.settings import Settings
 from tests.conftest import assert_well_formed, chat_payload, running, send_raw
@@ -123,7 +123,7 @@ class Verdict:
 
 
 class _Envelope(msgspec.Struct):
-    # What services/runtime.py decodes from a rejected request to address its error.
+    # What services/consumer/runner.py decodes from a rejected request to address its error.
     id: Any = None
     reply_to: Any = None
 

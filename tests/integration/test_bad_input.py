@@ -11,7 +11,7 @@ from nats.js.errors import BadRequestError
 
 from schemas import ChatResult, Error, ErrorCode
 from services.client import HfBus
-from services.fake_router import FakeRouter
+from services.dev.fake_router import FakeRouter
 from services.settings import Mode, Settings
 from tests.conftest import chat_payload, collect, running, send_raw
 

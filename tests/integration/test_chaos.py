@@ -22,7 +22,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from schemas import ChatOutput, ChatResult, Error
-from services.fake_router import FakeRouter
+from services.dev.fake_router import FakeRouter
 from services.settings import Settings
 from tests.conftest import HF_TOKEN, chat_payload, eventually
 

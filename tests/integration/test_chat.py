@@ -12,7 +12,7 @@ from nats.aio.client import Client as NATS
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Tag, TokenUsage
 from services.client import FINAL_RECHECK_S, HfBus
-from services.fake_router import FakeRouter, Fault, expected_text
+from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Settings
 from tests.conftest import assert_well_formed, chat_payload, collect, eventually, running, send_raw
 

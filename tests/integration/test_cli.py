@@ -9,7 +9,7 @@ from dataclasses import replace
 import anyio
 import pytest
 
-from services.natsserver import free_ports
+from services.bus.natsserver import free_ports
 from services.settings import Settings
 from tests.conftest import running
 

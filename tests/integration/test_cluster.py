@@ -27,10 +27,10 @@ from nats.js.api import ConsumerInfo, StreamInfo
 
 from schemas import Subjects, Tag
 from schemas.media import MediaResult
-from services import natsserver
-from services.app import App
+from services.bus import natsserver
 from services.client import HfBus
-from services.fake_router import FakeRouter
+from services.consumer.app import App
+from services.dev.fake_router import FakeRouter
 from services.settings import Settings
 from tests.conftest import eventually, running
 from tests.integration.test_server_restart import (

@@ -8,7 +8,7 @@ from nats.aio.client import Client as NATS
 
 from services import __version__
 from services.client import HfBus
-from services.fake_router import FakeRouter
+from services.dev.fake_router import FakeRouter
 from services.settings import Settings
 from tests.conftest import running, send_raw
 

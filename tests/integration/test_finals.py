@@ -11,10 +11,10 @@ from nats.aio.client import Client as NATS
 
 from schemas import ChatResult, Tag
 from schemas.subjects import REQUEST_SEQ
+from services.bus.finals import KeptFinals
+from services.bus.jetstream import ensure_finals_stream
 from services.client import HfBus
-from services.fake_router import FakeRouter, Fault
-from services.finals import KeptFinals
-from services.jetstream import ensure_finals_stream
+from services.dev.fake_router import FakeRouter, Fault
 from services.settings import Settings
 from tests.conftest import eventually, running
 

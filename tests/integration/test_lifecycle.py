@@ -14,7 +14,7 @@ from anyio.abc import Process
 
 from schemas import ChatResult
 from services.client import HfBus
-from services.fake_router import FakeRouter, expected_text
+from services.dev.fake_router import FakeRouter, expected_text
 from services.settings import Mode, Settings
 from tests.conftest import HF_TOKEN, eventually, running
 

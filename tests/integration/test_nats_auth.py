@@ -2,8 +2,8 @@
 
 Each test starts its own nats-server demanding one kind of credential (user/password, token, nkey, creds file
 with an operator JWT chain, mutual TLS). The right credential serves a chat end to end; a wrong or missing one
-fails `services.bus.connect` at once with an error naming the server and the kind of credential, and no secret
-shows in that error, its traceback or the logs. The last test runs the example permissions of
+fails `services.bus.connection.connect` at once with an error naming the server and the kind of credential,
+and no secret shows in that error, its traceback or the logs. The last test runs the example permissions of
 docs/nats-permissions.conf as operators will copy them.
 """
 
@@ -26,10 +26,9 @@ import pytest
 
 from schemas import ChatResult, Tag
 from schemas.media import MediaResult
-from services import natsserver
-from services.bus import connect
+from services.bus.connection import connect, natsserver
 from services.client import HfBus
-from services.fake_router import FakeRouter, expected_text
+from services.dev.fake_router import FakeRouter, expected_text
 from services.settings import Mode, NatsAuth, Secret, Settings
 from tests.conftest import eventually, running
 from tests.integration import certs

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from services.fake_router import FakeRouter, Fault, expected_text
+from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Mode, Settings
 from tests.conftest import running
 

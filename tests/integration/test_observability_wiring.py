@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.client import HfBus
-from services.fake_router import FakeRouter, Fault
+from services.dev.fake_router import FakeRouter, Fault
 from services.settings import Settings
 from tests.conftest import running
 
@@ -27,7 +27,7 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 async def test_metrics_health_and_request_logs_follow_the_traffic(
     settings: Settings, router: FakeRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.runtime")
+    caplog.set_level(logging.INFO, logger="services.consumer.runner")
     router.faults.append(Fault.status(402))
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         refused = [o async for o in bus.chat("hi")]

@@ -16,11 +16,11 @@ from schemas import ChatOutput, ChatRequest, ChatResult, Error, ErrorCode, Tag
 from schemas.codec import JSON_CODEC
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
 from services import runtime
-from services.bus import Delivery
+from services.bus.connection import Delivery
 from services.client import HfBus
-from services.fake_router import FakeRouter
+from services.consumer.runner import TagRunner
+from services.dev.fake_router import FakeRouter
 from services.handlers import HANDLERS, HandlerSpec, chat
-from services.runtime import TagRunner
 from services.settings import Settings
 from tests.conftest import chat_payload, collect, eventually, running
 

@@ -9,7 +9,7 @@ from nats.aio.client import Client as NATS
 
 from schemas import ChatResult, Error
 from services.client import HfBus
-from services.fake_router import FakeRouter, Fault
+from services.dev.fake_router import FakeRouter, Fault
 from services.settings import Settings
 from tests.conftest import HF_TOKEN, running
 

@@ -27,9 +27,9 @@ from nats.aio.msg import Msg
 
 from schemas import ChatOutput, ChatResult, Error, Subjects, Tag
 from schemas.codec import JSON_CODEC
-from services import natsserver
+from services.bus import natsserver
 from services.client import BusTimeout, HfBus, RequestFailed
-from services.fake_router import FakeRouter
+from services.dev.fake_router import FakeRouter
 from services.settings import Settings
 from tests.conftest import eventually, running
 

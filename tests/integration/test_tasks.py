@@ -15,10 +15,10 @@ from schemas import Error, ErrorCode, Progress
 from schemas.audio import TranscriptResult
 from schemas.media import MediaInput, MediaResult
 from schemas.vectorize import VectorizeResult
-from services import natsserver
+from services.bus import natsserver
 from services.client import HfBus, Stream
-from services.fake_router import TRANSCRIPT_TEXT, FakeRouter, Fault
-from services.fake_router.files import png, wav
+from services.dev.fake_router import TRANSCRIPT_TEXT, FakeRouter, Fault
+from services.dev.fake_router.files import png, wav
 from services.media_types import sniff
 from services.settings import Settings
 from tests.conftest import running, send_raw

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.fake_router import FakeRouter
+from services.dev.fake_router import FakeRouter
 from services.settings import Settings
 from tests.conftest import chat_payload, running
 

@@ -6,9 +6,9 @@ import anyio
 import pytest
 
 from services.errors import UpstreamUnavailable
+from services.hf.answers import TaskOutcome
 from services.hf.batching import EmbeddingBatcher
 from services.hf.providers import TaskInput, Vectors
-from services.hf.tasks import TaskOutcome
 
 
 def vector_of(text: str) -> list[float]:

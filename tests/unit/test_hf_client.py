@@ -11,7 +11,7 @@ from aioresponses import aioresponses
 
 from schemas import ChatMessage, ChatRequest, ErrorCode
 from services.errors import ServiceError
-from services.handlers._context import ChatDelta
+from services.hf.answers import ChatDelta
 from services.hf.client import HfClient
 from services.settings import Secret, Settings
 

@@ -200,7 +200,7 @@ def test_a_malformed_http_addr_is_refused_with_the_variable_name(addr: str) -> N
 
 
 def log_record(msg: str = "hello %s", args: tuple[Any, ...] = ("world",), **attrs: Any) -> logging.LogRecord:
-    made = logging.LogRecord("services.runtime", logging.INFO, __file__, 1, msg, args, None)
+    made = logging.LogRecord("services.consumer.runner", logging.INFO, __file__, 1, msg, args, None)
     made.__dict__.update(attrs)
     return made
 
@@ -212,7 +212,7 @@ def test_json_formatter_writes_one_json_line_with_the_extra_fields_on_top() -> N
     assert parsed == {
         "ts": parsed["ts"],
         "level": "INFO",
-        "logger": "services.runtime",
+        "logger": "services.consumer.runner",
         "msg": "hello world",
         "id": "r1",
         "tag": "chat",
@@ -270,7 +270,7 @@ def test_words_that_are_not_token_shaped_are_kept(text: str) -> None:
 
 def test_text_formatter_appends_the_extra_fields_and_redacts() -> None:
     text = TextFormatter().format(log_record("key %s", (FAKE_TOKEN,), hfbus={"id": "r1", "outcome": "ok"}))
-    assert text.endswith("INFO services.runtime: key hf_*** id=r1 outcome=ok")
+    assert text.endswith("INFO services.consumer.runner: key hf_*** id=r1 outcome=ok")
 
 
 def test_log_request_writes_one_line_with_every_request_field() -> None:

@@ -1,7 +1,7 @@
 """`make schemas`: JSON Schema and an AsyncAPI 3.0 document for non-Python peers, generated from the structs.
 
-    python -m services.schemagen           (re)write schemas/generated/
-    python -m services.schemagen --check   exit 1 with a summary when the committed files differ
+    python -m services.dev.schemagen           (re)write schemas/generated/
+    python -m services.dev.schemagen --check   exit 1 with a summary when the committed files differ
 
 Everything is driven by `services.handlers.HANDLERS`: a tag with a handler gets its request schema, its
 output schema and its AsyncAPI channels (requests, outputs, kept finals, dead letters; cancel and
@@ -25,10 +25,9 @@ from typing import Any
 import schemas
 from schemas import Tag
 from schemas.subjects import Subjects
-from services.handlers import HANDLERS, HandlerSpec
-from services.schemagen.asyncapi_doc import asyncapi
-from services.schemagen.contracts import DEFAULT_OUTPUT, TagContract, output_union, tag_contracts
-from services.schemagen.examples import (
+from services.dev.schemagen.asyncapi_doc import asyncapi
+from services.dev.schemagen.contracts import DEFAULT_OUTPUT, TagContract, output_union, tag_contracts
+from services.dev.schemagen.examples import (
     MODELS_EXAMPLES,
     OUTPUT_EXAMPLES,
     REQUEST_EXAMPLES,
@@ -36,7 +35,8 @@ from services.schemagen.examples import (
     output_examples,
     request_examples,
 )
-from services.schemagen.jsonschema import DIALECT, GENERATED, docstring, json_schema, tidy_descriptions
+from services.dev.schemagen.jsonschema import DIALECT, GENERATED, docstring, json_schema, tidy_descriptions
+from services.handlers import HANDLERS, HandlerSpec
 
 __all__ = [
     "ASYNCAPI_FILE",
@@ -132,7 +132,7 @@ def write(out_dir: Path, fresh: Mapping[str, str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write or check `schemas/generated/`; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m services.schemagen", description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(prog="python -m services.dev.schemagen", description=__doc__.split("\n", 1)[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when the committed files differ")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output directory (default: %(default)s)")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
-"""`python -m services.schemagen`: what `make schemas` runs."""
+"""`python -m services.dev.schemagen`: what `make schemas` runs."""
 
 import sys
 
-from services.schemagen import main
+from services.dev.schemagen import main
 
 sys.exit(main())

@@ -10,7 +10,7 @@ import msgspec
 from schemas.models import ModelsReply, ModelsRequest
 from schemas.subjects import JSON, MSG_ID, Subjects
 from services import __version__
-from services.schemagen.components import (
+from services.dev.schemagen.components import (
     Sections,
     asyncapi_discriminators,
     header_schemas,
@@ -18,10 +18,10 @@ from services.schemagen.components import (
     parameters,
     ref,
 )
-from services.schemagen.contracts import TagContract
-from services.schemagen.examples import TRACEPARENT, models_examples, output_examples, request_examples
-from services.schemagen.jsonschema import GENERATED, add_field_docs
-from services.schemagen.stored import dead_letters, kept_finals
+from services.dev.schemagen.contracts import TagContract
+from services.dev.schemagen.examples import TRACEPARENT, models_examples, output_examples, request_examples
+from services.dev.schemagen.jsonschema import GENERATED, add_field_docs
+from services.dev.schemagen.stored import dead_letters, kept_finals
 
 _SUBJECTS = Subjects("{prefix}")
 

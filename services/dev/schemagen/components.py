@@ -20,8 +20,8 @@ from schemas.subjects import (
     SERVICE_ERROR_CODE,
     Subjects,
 )
-from services.schemagen.examples import EXAMPLE_ID
-from services.schemagen.jsonschema import summary
+from services.dev.schemagen.examples import EXAMPLE_ID
+from services.dev.schemagen.jsonschema import summary
 
 _FINALS_STREAM = Subjects().finals_stream
 

@@ -9,8 +9,8 @@ import msgspec
 import msgspec.inspect as mi
 
 from schemas import Output, Tag
-from services.schemagen.contracts import TagContract
-from services.schemagen.jsonschema import struct_info
+from services.dev.schemagen.contracts import TagContract
+from services.dev.schemagen.jsonschema import struct_info
 
 EXAMPLE_ID = "01JBQ4Z7ZC8Y7T5X2M3N4P5Q6R"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from schemas import Error, Result
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ, Subjects
-from services.jetstream import DEAD_LETTER_MAX_AGE_S
-from services.schemagen.components import Sections, message_component, ref
-from services.schemagen.contracts import TagContract
-from services.schemagen.examples import TRACEPARENT, request_examples
+from services.bus.jetstream import DEAD_LETTER_MAX_AGE_S
+from services.dev.schemagen.components import Sections, message_component, ref
+from services.dev.schemagen.contracts import TagContract
+from services.dev.schemagen.examples import TRACEPARENT, request_examples
 from services.settings import Settings
 
 _SUBJECTS = Subjects("{prefix}")
