@@ -39,9 +39,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check schemas services tests
 	$(BIN)/ruff format --check schemas services tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 schemas: $(STAMP)
-	$(BIN)/python -m services.schemagen
+	$(BIN)/python -m services.dev.schemagen
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
