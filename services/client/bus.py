@@ -10,17 +10,16 @@ import hashlib
 import logging
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.aio.subscription import Subscription
-from nats.errors import BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError, NoRespondersError
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 
@@ -28,11 +27,7 @@ from schemas import (
     ChatMessage,
     ChatOutput,
     ChatRequest,
-    ChatResult,
-    Error,
-    Progress,
     RequestBase,
-    Result,
     Subjects,
     Tag,
 )
@@ -44,13 +39,11 @@ from schemas.models import ModelsReply, ModelsRequest
 from schemas.subjects import MSG_ID, answered_request_seq
 from schemas.vectorize import VectorizeOutput, VectorizeRequest, VectorizeResult
 from schemas.video import Pic2VidRequest, Text2VidRequest, VideoOutput
+from services.client.stream import BusUnreachable, ChatStream, Mode, OnProgress, Stream
 
-Mode = Literal["core", "durable"]
 MessageLike = ChatMessage | dict[str, Any]
 MediaLike = MediaInput | bytes | str | Path
 """An https URL (str), a local file (Path), raw bytes, or a ready `MediaInput`."""
-R = TypeVar("R", bound=Result)
-OnProgress = Callable[[Progress], Awaitable[None] | None]
 
 
 OUTPUTS: dict[Tag, Any] = {
@@ -67,156 +60,6 @@ OUTPUTS: dict[Tag, Any] = {
 """What a subscriber decodes on each tag's reply subject."""
 
 logger = logging.getLogger(__name__)
-
-FINAL_RECHECK_S = 2.0
-"""After this much silence a durable-mode stream checks whether its final output was kept while it was away."""
-
-
-class BusTimeout(TimeoutError):
-    """No output arrived within the wait; the request may still be running."""
-
-
-class BusUnreachable(ConnectionError):
-    """No NATS server of the given URL answered within the connect wait."""
-
-
-class RequestFailed(RuntimeError):
-    """The request ended with an `error` output; `.error` has its code, message and upstream status."""
-
-    def __init__(self, error: Error) -> None:
-        super().__init__(f"{error.code}: {error.message}")
-        self.error = error
-
-
-class Stream(Generic[R]):
-    """The outputs of one request, in order; iterate it once, or await `result()`."""
-
-    def __init__(
-        self,
-        bus: HfBus,
-        tag: Tag,
-        request: RequestBase,
-        output_type: Any,
-        *,
-        first_timeout: float,
-        idle_timeout: float,
-        on_progress: OnProgress | None = None,
-    ) -> None:
-        self.request = request
-        self.result_value: R | None = None
-        self.error: Error | None = None
-        self._bus = bus
-        self._tag = tag
-        self._output_type = output_type
-        self._first_timeout = first_timeout
-        self._idle_timeout = idle_timeout
-        self._on_progress = on_progress
-        self._request_seq: int | None = None
-        """Where JetStream stored the request (durable mode): the kept final must answer this message."""
-
-    @property
-    def id(self) -> str:
-        return self.request.id
-
-    async def cancel(self) -> None:
-        """Ask the consumer running this request to stop it; it answers with a `cancelled` error."""
-        await self._bus.nc.publish(self._bus.subjects.cancel(self.id), b"")
-
-    async def __aiter__(self) -> AsyncIterator[Any]:
-        nc = self._bus.nc
-        inbox = nc.new_inbox()
-        subscription = await nc.subscribe(inbox)
-        try:
-            self._request_seq = await self._bus._send(self._tag, self.request, inbox)
-            attempt = 1
-            timeout = self._first_timeout
-            while True:
-                output = await self._next(subscription, timeout)
-                timeout = self._idle_timeout
-                final = isinstance(output, Result | Error)
-                if output.attempt < attempt and not final:
-                    continue  # a late chunk of an attempt that was already superseded
-                # A request has one final output, whichever attempt wrote it: an earlier attempt that was still
-                # running when the request was redelivered may finish first, and then the later one stays silent.
-                attempt = max(attempt, output.attempt)
-                if isinstance(output, Progress) and self._on_progress is not None:
-                    if (pending := self._on_progress(output)) is not None:
-                        await pending
-                if isinstance(output, Error):
-                    self.error = output
-                elif isinstance(output, Result):
-                    self.result_value = output  # type: ignore[assignment]
-                if final:
-                    # Callers often stop iterating at the final output and then close the connection: let go of
-                    # the inbox now, while the connection is still open, rather than when the generator is collected.
-                    await _release(subscription)
-                    yield output
-                    return
-                yield output
-        finally:
-            await _release(subscription)
-
-    async def _next(self, subscription: Subscription, wait_s: float) -> Any:
-        """The next output; in durable mode, a final output that was kept while this connection was away.
-
-        Outputs are plain NATS messages: one sent while the connection was reconnecting is gone. Durable mode
-        also keeps each final output in a stream, so after a silence the client looks there before waiting on.
-        """
-        deadline = anyio.current_time() + wait_s
-        while True:
-            left = deadline - anyio.current_time()
-            if left <= 0:
-                raise BusTimeout(f"no output for request {self.id} within {wait_s:g}s")
-            wait = min(left, FINAL_RECHECK_S) if self._bus.mode == "durable" else left
-            try:
-                msg = await subscription.next_msg(timeout=wait)
-            except NatsTimeoutError:
-                kept = await self._bus.final(self._tag, self.id, request_seq=self._request_seq)
-                if kept is not None:
-                    return kept
-                continue
-            try:
-                return JSON_CODEC.decode(msg.data, self._output_type)
-            except msgspec.ValidationError:
-                if _is_publish_ack(msg.data):
-                    # A core-mode client against a deployment whose stream stores the request: JetStream
-                    # acknowledges to the reply inbox, and the answer follows through `reply_to`.
-                    continue
-                raise
-
-    async def result(self) -> R:
-        """Run to the end; the result, or `RequestFailed` carrying the error."""
-        async for _ in self:
-            pass
-        if self.error is not None:
-            raise RequestFailed(self.error)
-        assert self.result_value is not None
-        return self.result_value
-
-
-async def _log_connection_error(err: Exception) -> None:
-    # nats-py's default logs every failed attempt with a traceback; reconnecting is routine for a bus client.
-    logger.debug("NATS connection error: %s", err)
-
-
-def _without_credentials(server: str) -> str:
-    parts = urlsplit(server if "://" in server else f"nats://{server}")
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
-
-
-async def _release(subscription: Subscription) -> None:
-    """Drop interest in a reply inbox; a closed or draining connection, or an earlier release, already did."""
-    with suppress(BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError):
-        await subscription.unsubscribe()
-
-
-class ChatStream(Stream[ChatResult]):
-    """A chat's outputs: chunks, then the result."""
-
-    async def text(self) -> str:
-        """The whole answer; `RequestFailed` on an error."""
-        return (await self.result()).text
 
 
 class HfBus:
@@ -418,6 +261,17 @@ class HfBus:
         return None
 
 
+async def _log_connection_error(err: Exception) -> None:
+    # nats-py's default logs every failed attempt with a traceback; reconnecting is routine for a bus client.
+    logger.debug("NATS connection error: %s", err)
+
+
+def _without_credentials(server: str) -> str:
+    parts = urlsplit(server if "://" in server else f"nats://{server}")
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+
+
 def media_input(media: MediaLike) -> MediaInput:
     """A `MediaInput` from an https URL, a local file, or bytes."""
     if isinstance(media, MediaInput):
@@ -441,11 +295,3 @@ async def _detect_mode(nc: NATS, subjects: Subjects) -> Mode:
     except Exception:
         return "core"
     return "durable"
-
-
-def _is_publish_ack(data: bytes) -> bool:
-    try:
-        reply = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return False
-    return isinstance(reply, dict) and "stream" in reply and "seq" in reply and "type" not in reply
