@@ -66,6 +66,8 @@ class Settings:
     mode: Mode = "durable"
     prefix: str = "ai"
     http_addr: str = "127.0.0.1:9464"
+    gateway_addr: str = "127.0.0.1:8080"
+    """Where `hfbus gateway` serves the OpenAI-compatible API."""
     tags: tuple[Tag, ...] = ()
     """Tags this process serves; empty means every tag that has a handler."""
     concurrency: int = 64
@@ -147,6 +149,7 @@ class Settings:
             mode="core" if mode == "core" else "durable",
             prefix=reader.text("HFBUS_PREFIX", defaults.prefix),
             http_addr=reader.text("HFBUS_HTTP_ADDR", defaults.http_addr),
+            gateway_addr=reader.text("HFBUS_GATEWAY_ADDR", defaults.gateway_addr),
             tags=reader.tags("HFBUS_TAGS", defaults.tags),
             concurrency=reader.integer("HFBUS_CONCURRENCY", defaults.concurrency),
             max_request_bytes=reader.integer("HFBUS_MAX_REQUEST_BYTES", defaults.max_request_bytes),

@@ -226,6 +226,27 @@ class HfBus:
             raise ValueError(f"{ref.name}: sha256 mismatch")
         return data
 
+    def send(
+        self,
+        tag: Tag,
+        request: RequestBase,
+        *,
+        first_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        on_progress: OnProgress | None = None,
+    ) -> Stream[Any]:
+        """Any request built by the caller (a door translating another API, say), on `tag`'s subject."""
+        wait = self.task_timeout_s
+        return Stream(
+            self,
+            tag,
+            request,
+            OUTPUTS[tag],
+            first_timeout=wait if first_timeout is None else first_timeout,
+            idle_timeout=wait if idle_timeout is None else idle_timeout,
+            on_progress=on_progress,
+        )
+
     def _task(self, tag: Tag, request: RequestBase, output_type: Any, on_progress: OnProgress | None) -> Stream[Any]:
         return Stream(
             self,

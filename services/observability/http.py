@@ -22,7 +22,7 @@ ReadyCheck = Callable[[], tuple[bool, str]]
 """Returns (ready, reason); the reason is shown on `/readyz`, so it must hold no secret."""
 
 
-def parse_addr(addr: str) -> tuple[str | None, int]:
+def parse_addr(addr: str, setting: str = "HFBUS_HTTP_ADDR") -> tuple[str | None, int]:
     """`host:port` (`[::1]:9464`, `:9464` for every interface) -> (host, port); raise `ValueError` when malformed."""
     host, sep, port_text = addr.strip().rpartition(":")
     try:
@@ -30,7 +30,7 @@ def parse_addr(addr: str) -> tuple[str | None, int]:
     except ValueError:
         port = -1
     if not sep or not 0 <= port <= 65535:
-        raise ValueError(f"HFBUS_HTTP_ADDR must be host:port or 'off', got {addr!r}")
+        raise ValueError(f"{setting} must be host:port or 'off', got {addr!r}")
     host = host.removeprefix("[").removesuffix("]")
     return host or None, port
 

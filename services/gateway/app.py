@@ -1,0 +1,83 @@
+"""`hfbus gateway`: the OpenAI-compatible HTTP API on HFBUS_GATEWAY_ADDR, publishing onto the bus.
+
+Every request is admitted against its virtual key's limits, becomes one bus request, and is settled with what
+it cost when its final output arrives, even if the client hung up before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+from aiohttp import web
+from anyio.abc import TaskStatus
+
+from services.catalog import Catalog
+from services.client import HfBus
+from services.gateway import chat, models
+from services.gateway.errors import ApiError
+from services.gateway.state import GATEWAY, REQUEST_ID, Gateway, Guard, new_request_id
+from services.observability.http import parse_addr
+from services.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""The largest request body (an image or audio upload, base64 in JSON); larger ones get a 413."""
+
+_HTTP_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every response carries `x-request-id`; every failure is an OpenAI-shaped error body."""
+    request[REQUEST_ID] = request_id = new_request_id()
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        return err.response(request_id)
+    except web.HTTPException as exc:  # routing (404, 405) and the body limit (413)
+        kind = _HTTP_TYPES.get(exc.status, "invalid_request_error" if exc.status < 500 else "server_error")
+        return ApiError(exc.status, exc.reason, type=kind, code=str(exc.status)).response(request_id)
+    if not response.prepared:
+        response.headers.setdefault("x-request-id", request_id)
+    return response
+
+
+def make_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY_BYTES)
+    app[GATEWAY] = gateway
+    app.router.add_post("/v1/chat/completions", chat.completions)
+    app.router.add_get("/v1/models", models.list_models)
+    app.router.add_get("/v1/models/{model:.+}", models.get_model)
+    return app
+
+
+async def serve(settings: Settings, guard: Guard, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; `task_status.started` gets the base URL once the port is bound."""
+    from services.bus.connection import credential_options
+
+    host, port = parse_addr(settings.gateway_addr, "HFBUS_GATEWAY_ADDR")
+    catalog = Catalog.load()
+    async with (
+        HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus,
+        anyio.create_task_group() as tasks,
+    ):
+        runner = web.AppRunner(
+            make_app(Gateway(bus, tasks, catalog, guard)), handler_cancellation=True, access_log=None
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host or "0.0.0.0", port)
+            await site.start()
+            bound = runner.addresses[0]
+            url = f"http://{host or '127.0.0.1'}:{bound[1]}"
+            logger.info("gateway serving the OpenAI API on %s/v1 (%s mode)", url, bus.mode)
+            task_status.started(url)
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await runner.cleanup()
