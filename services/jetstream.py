@@ -97,6 +97,10 @@ async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
             ack_wait=settings.ack_wait_s,
             max_deliver=settings.max_deliver,
             max_waiting=512,
+            # Unlimited: each instance's pulls already bound what it holds to its own concurrency. The server's
+            # default (1,000) would cap the whole fleet below one process's default chat concurrency, and a
+            # figure derived from one instance's settings would be rewritten by every instance that starts.
+            max_ack_pending=-1,
             num_replicas=settings.replicas,
         ),
     )

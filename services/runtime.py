@@ -99,7 +99,7 @@ class TagRunner:
         self.nc = nc
         self._spec = spec
         self._inflight = inflight
-        self._slots = anyio.Semaphore(settings.concurrency)
+        self._slots = anyio.Semaphore(settings.concurrency_for(tag))
         self._intake_scope = anyio.CancelScope()
         self._durable = settings.mode == "durable"
         self._json_decoder = msgspec.json.Decoder(spec.request_type)
