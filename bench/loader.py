@@ -46,6 +46,8 @@ class Sample:
     tokens: int
     messages: int
     error: str | None
+    max_gap: float = 0.0
+    """Longest wait between two consecutive outputs (bus) or reads (direct) of the stream, in seconds."""
 
     @property
     def ttft(self) -> float:
@@ -63,11 +65,13 @@ class Target(Protocol):
 
 
 class _Pending:
-    __slots__ = ("first", "future", "messages")
+    __slots__ = ("first", "future", "last", "max_gap", "messages")
 
     def __init__(self, future: asyncio.Future[bytes]) -> None:
         self.future = future
         self.first = 0.0
+        self.last = 0.0
+        self.max_gap = 0.0
         self.messages = 0
 
 
@@ -128,8 +132,12 @@ class BusTarget:
         pending = self._pending.get(msg.subject)
         if pending is None:
             return  # a late output of a request the loader gave up on
+        arrived = now()
         if pending.first == 0.0:
-            pending.first = now()
+            pending.first = arrived
+        elif arrived - pending.last > pending.max_gap:
+            pending.max_gap = arrived - pending.last
+        pending.last = arrived
         pending.messages += 1
         data = msg.data
         if self._is_final(data) and not pending.future.done():
@@ -171,7 +179,9 @@ class BusTarget:
             error = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             del self._pending[inbox]
-        return Sample(started, pending.first, now(), tokens if error is None else 0, pending.messages, error)
+        ended = now()
+        tokens = tokens if error is None else 0
+        return Sample(started, pending.first, ended, tokens, pending.messages, error, pending.max_gap)
 
 
 def _final_vectorize(data: bytes) -> bool:
@@ -231,7 +241,7 @@ class DirectTarget:
         assert self._session is not None, "start() first"
         body = orjson.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True})
         started = now()
-        first = 0.0
+        first = last = max_gap = 0.0
         reads = 0
         error: str | None = None
         try:
@@ -242,8 +252,12 @@ class DirectTarget:
                     else:
                         tail = b""
                         async for data in response.content.iter_any():
+                            arrived = now()
                             if not first:
-                                first = now()
+                                first = arrived
+                            elif arrived - last > max_gap:
+                                max_gap = arrived - last
+                            last = arrived
                             reads += 1
                             tail = data if len(data) >= 16 else tail[-16:] + data
                         if not tail.endswith(b"data: [DONE]\n\n"):
@@ -253,7 +267,7 @@ class DirectTarget:
         except (aiohttp.ClientError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:200]
         # The fake router sends exactly max_tokens tokens when it finishes the stream.
-        return Sample(started, first, now(), max_tokens if error is None else 0, reads, error)
+        return Sample(started, first, now(), max_tokens if error is None else 0, reads, error, max_gap)
 
 
 async def connect(url: str) -> NATS:

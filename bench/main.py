@@ -18,14 +18,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios
+from bench import report, scenarios, stallfree
 from bench.anchor_runner import anchors_dir
 from bench.deps import ensure_baseline_deps
 from bench.profile import Profiler, ensure_py_spy, render
 from bench.scenarios import EMBED_LATENCY_S, PACE_S, Plan
 from bench.systems import B_COMMAND, REPO, SYSTEMS, Harness
 
-SCENARIOS = ("sequential", "burst", "scale", "memory", "paced200", "paced1000", "vectorize")
+SCENARIOS = ("sequential", "burst", "scale", "memory", "paced200", "paced1000", "stallfree", "vectorize")
 ZERO_DELAY = ("sequential", "burst", "scale", "memory")
 DEFAULT_SYSTEMS = ("direct", "hfbus-core", "hfbus-durable", "lean", "faststream")
 RESULTS = REPO / "bench" / "results"
@@ -176,6 +176,17 @@ async def _run(
             )
         harness.stop_consumers()
         harness.stop_router("paced")
+    if "stallfree" in chosen_scenarios:
+        # FastStream + huggingface_hub stalls beyond a handful of streams; the issue compares the other four.
+        needed = [n for n in _systems_for("stallfree", systems) if n != "faststream"]
+        router = harness.start_router("stallfree", stallfree.PACE_S)
+        log(f"stall-free phase: router {router} ({stallfree.PACE_S * 1e3:g} ms a token); starting {', '.join(needed)}")
+        await _start_all(harness, needed, router, plan.paced_concurrency, unavailable, log)
+        results["stallfree"] = await stallfree.stallfree(
+            harness, live(needed), plan.stall_levels, plan.stall_rounds, log
+        )
+        harness.stop_consumers()
+        harness.stop_router("stallfree")
     if "vectorize" in chosen_scenarios:
         # One hfbus core consumer, batching on vs off: the scenario compares hfbus with itself, not the systems.
         if "hfbus-core" not in systems:
@@ -268,10 +279,12 @@ def _print_report(
             f"({plan.vec_s:g} s)"
         )
         sections.append(report.scenario_table(title, results["vectorize"]["rounds"], cols))
+    if "stallfree" in results:
+        sections.append(stallfree.render(results["stallfree"], plan.stall_levels))
     comparisons = report.comparisons(results)
     if comparisons:
         sections.append(report.comparisons_table(comparisons))
-    targets = report.targets(results)
+    targets = report.targets(results) + stallfree.targets(results.get("stallfree", {}))
     if targets:
         sections.append(report.targets_table(targets))
     if profiler is not None:
@@ -300,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds=args.rounds,
             paced_rounds=min(args.rounds, plan.paced_rounds),
             paced1000_rounds=min(args.rounds, plan.paced1000_rounds),
+            stall_rounds=min(args.rounds, plan.stall_rounds),
             vec_rounds=args.rounds,
         )
     systems = list(args.system_names or DEFAULT_SYSTEMS)

@@ -52,10 +52,14 @@ class Plan:
     mem_clients: int = 50
     mem_tokens: int = 16
     paced_tokens: int = 50
+    stall_levels: tuple[int, ...] = (50, 100, 200, 400, 800)
+    """Stream counts the stall-free scenario goes up through (bench/stallfree.py)."""
+    stall_rounds: int = 2
     zero_concurrency: int = 64
-    """Consumer concurrency in the zero-delay phase: hfbus's default (and the anchor's)."""
+    """The baselines' concurrency in the zero-delay phase (hfbus always runs on its own defaults)."""
     paced_concurrency: int = 1100
-    """Consumer concurrency in the paced phase: room for 1,000 streams in one process."""
+    """The baselines' concurrency in the paced and stall-free phases: room for 1,000 streams in one process, as
+    hfbus's default chat concurrency has."""
     vec_clients: int = 200
     vec_warmup_s: float = 0.3
     """Excluded from the vectorize window: 200 clients starting at once send their first requests in one wave."""
@@ -97,6 +101,8 @@ class Plan:
             paced1000_rounds=1,
             vec_s=1.0,
             vec_rounds=2,
+            stall_levels=(50, 100, 200, 400),
+            stall_rounds=1,
         )
 
 

@@ -154,7 +154,7 @@ class Harness:
                 "NATS_URL": url,
                 "HF_ROUTER_URL": router,
                 "HUGGINGFACE_API_KEY": loader.TOKEN,
-                "HFBUS_CONCURRENCY": str(concurrency),
+                # No HFBUS_CONCURRENCY: hfbus is measured as it ships; `concurrency` sizes the baselines.
                 "HFBUS_LOG_LEVEL": "WARNING",
                 # Each process its own health port, in case the app serves one: two must not collide.
                 "HFBUS_HTTP_ADDR": f"127.0.0.1:{free_port()}",

@@ -12,6 +12,16 @@ from schemas import Subjects, Tag
 
 Mode = Literal["core", "durable"]
 
+STREAMING_TAGS = frozenset({Tag.CHAT, Tag.PIC2TEXT})
+"""Tags whose requests wait on an upstream token stream: each in-flight one costs memory (about 25 KiB while it
+waits, see the README), not CPU, so one process carries thousands."""
+STREAMING_CONCURRENCY = 2048
+"""Default per-process bound of a streaming tag: 1,000 concurrent streams with room to spare (a durable slot
+stays taken until the ack is confirmed, after the final output went out)."""
+HEAVY_CONCURRENCY = 64
+"""Default per-process bound of every other tag: media downloads and uploads (up to 100 MiB each) and
+embedding payloads cost memory and CPU per request."""
+
 
 class Secret:
     """A credential that shows as `***` in every repr, str, log line and traceback."""
@@ -70,8 +80,10 @@ class Settings:
     """Where `hfbus gateway` serves the OpenAI-compatible API."""
     tags: tuple[Tag, ...] = ()
     """Tags this process serves; empty means every tag that has a handler."""
-    concurrency: int = 64
-    """Requests one process runs at once, per tag."""
+    concurrency: int | None = None
+    """HFBUS_CONCURRENCY: requests one process runs at once for every tag, replacing the per-tag defaults."""
+    tag_concurrency: tuple[tuple[Tag, int], ...] = ()
+    """HFBUS_CONCURRENCY_<TAG> (e.g. HFBUS_CONCURRENCY_CHAT): one tag's bound; wins over HFBUS_CONCURRENCY."""
     max_request_bytes: int = 1024 * 1024
     max_messages: int = 512
     """Most chat messages one request may carry."""
@@ -122,6 +134,15 @@ class Settings:
     def subjects(self) -> Subjects:
         return Subjects(self.prefix)
 
+    def concurrency_for(self, tag: Tag) -> int:
+        """Requests of `tag` one process runs at once (its pull batch in durable mode too)."""
+        for configured, value in self.tag_concurrency:
+            if configured == tag:
+                return value
+        if self.concurrency is not None:
+            return self.concurrency
+        return STREAMING_CONCURRENCY if tag in STREAMING_TAGS else HEAVY_CONCURRENCY
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every `HFBUS_*`, `NATS_*` and HuggingFace variable; raise `SettingsError` naming a bad one."""
@@ -151,7 +172,12 @@ class Settings:
             http_addr=reader.text("HFBUS_HTTP_ADDR", defaults.http_addr),
             gateway_addr=reader.text("HFBUS_GATEWAY_ADDR", defaults.gateway_addr),
             tags=reader.tags("HFBUS_TAGS", defaults.tags),
-            concurrency=reader.integer("HFBUS_CONCURRENCY", defaults.concurrency),
+            concurrency=reader.optional_integer("HFBUS_CONCURRENCY"),
+            tag_concurrency=tuple(
+                (tag, value)
+                for tag in Tag
+                if (value := reader.optional_integer(f"HFBUS_CONCURRENCY_{tag.value.upper()}")) is not None
+            ),
             max_request_bytes=reader.integer("HFBUS_MAX_REQUEST_BYTES", defaults.max_request_bytes),
             max_messages=reader.integer("HFBUS_MAX_MESSAGES", defaults.max_messages),
             max_tokens=reader.integer("HFBUS_MAX_TOKENS", defaults.max_tokens),
@@ -208,6 +234,10 @@ class _EnvReader:
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, got {value}")
         return value
+
+    def optional_integer(self, name: str) -> int | None:
+        """A positive integer, or None when unset."""
+        return self.integer(name, 0) or None
 
     def seconds(self, name: str, default: float, *, allow_zero: bool = False) -> float:
         raw = self._env.get(name)

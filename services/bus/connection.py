@@ -234,14 +234,14 @@ class Intake:
                 self._settings.subjects.stream,
                 Subjects.durable(self._tag),
                 free_slots,
-                capacity=self._settings.concurrency,
+                capacity=self._settings.concurrency_for(self._tag),
             )
             async with aclosing(feed.messages()) as messages:
                 yield (Delivery(msg, durable=True) async for msg in messages)
             return
         # A callback feeding a bounded memory stream: nats-py's `messages` iterator costs a task and a wait
         # per message, and a full buffer back-pressures into nats-py's own pending queue.
-        send, receive = anyio.create_memory_object_stream[Msg](self._settings.concurrency)
+        send, receive = anyio.create_memory_object_stream[Msg](self._settings.concurrency_for(self._tag))
         subscription = await self._nc.subscribe(
             self._settings.subjects.request(self._tag),
             queue=Subjects.queue_group(self._tag),

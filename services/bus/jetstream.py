@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
+from contextlib import suppress
 
 import anyio
 import orjson
@@ -96,6 +97,10 @@ async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
             ack_wait=settings.ack_wait_s,
             max_deliver=settings.max_deliver,
             max_waiting=512,
+            # Unlimited: each instance's pulls already bound what it holds to its own concurrency. The server's
+            # default (1,000) would cap the whole fleet below one process's default chat concurrency, and a
+            # figure derived from one instance's settings would be rewritten by every instance that starts.
+            max_ack_pending=-1,
             num_replicas=settings.replicas,
         ),
     )
@@ -106,6 +111,11 @@ class PullFeed:
 
     nats-py's `fetch(batch=n)` waits for all n messages (or its timeout) before returning any, which would
     hold a ready request back; this feed hands each message over the moment it arrives.
+
+    A pull is waiting on the server at all times, also across expiries: shortly before the newest pull
+    expires a bridging pull of one goes out, and the 408 of an expired pull wakes the loop to pull again at
+    once. Without that, an expired pull left the consumer with nothing waiting until the loop next looked,
+    and a request landing then sat in the stream for up to a second.
     """
 
     def __init__(
@@ -127,13 +137,20 @@ class PullFeed:
         self._heartbeat_ns = int(heartbeat_s * 1e9)
         self._silence_s = 2 * heartbeat_s + 0.5
         self._expires_s = expires_s
+        # A quarter of the expiry ahead: the bridging pull must reach the server before the old one expires,
+        # even when a busy event loop runs late.
+        self._renew_after_s = 0.75 * expires_s
         self._inbox = nc.new_inbox()
         self._outstanding = 0
+        self._last_pull_at = 0.0
 
     async def messages(self) -> AsyncGenerator[Msg, None]:
         """Yield request messages; the caller holds a free slot each time it asks for the next one."""
         loop_time = asyncio.get_running_loop().time
-        send, receive = anyio.create_memory_object_stream[Msg](self._capacity + 1)
+        # None in the stream is a wake-up: a pull ended, so the loop must look at what is outstanding now.
+        # Room for every slot, a bridging pull's one message and a few wake-ups (which are dropped when full:
+        # a full buffer wakes the loop anyway).
+        send, receive = anyio.create_memory_object_stream[Msg | None](self._capacity + 4)
         last_heard = loop_time()
         closing = False
         settled = anyio.Event()
@@ -143,7 +160,9 @@ class PullFeed:
             nonlocal last_heard
             last_heard = loop_time()
             if not self._is_request(msg):
-                pass
+                if not closing and _expired(msg):
+                    with suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        send.send_nowait(None)
             elif closing:
                 # Pulls cannot be withdrawn: what still arrives after intake stopped goes back at once,
                 # so another instance runs it now instead of after ack_wait.
@@ -159,18 +178,24 @@ class PullFeed:
             while True:
                 # The caller already holds one slot, hence the +1.
                 wanted = self._free_slots() + 1 - self._outstanding
+                now = loop_time()
                 if wanted > 0 and (self._outstanding == 0 or wanted >= self._capacity // 2):
-                    await self._pull(wanted)
+                    await self._pull(wanted, now)
+                elif now - self._last_pull_at >= self._renew_after_s:
+                    # Every pull held expires soon: one more keeps a pull waiting across the expiry (at worst one
+                    # message beyond the free slots, held until a slot frees); the 408s then bring the full pull.
+                    await self._pull(max(1, wanted), now)
                 msg: Msg | None = None
                 try:
                     msg = receive.receive_nowait()
                 except anyio.WouldBlock:
-                    with anyio.move_on_after(self._silence_s):
+                    wait_s = min(self._silence_s, self._last_pull_at + self._renew_after_s - now)
+                    with anyio.move_on_after(max(0.0, wait_s)):
                         msg = await receive.receive()
-                if msg is None:
-                    if loop_time() - last_heard >= self._silence_s:
+                    if msg is None and loop_time() - last_heard >= self._silence_s:
                         # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
                         self._outstanding = 0
+                if msg is None:
                     continue
                 self._outstanding -= 1
                 yield msg
@@ -182,6 +207,8 @@ class PullFeed:
                         buffered = receive.receive_nowait()
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                    if buffered is None:
+                        continue
                     self._outstanding -= 1
                     await buffered.nak()
                 if self._outstanding > 0 and not self._nc.is_closed:
@@ -191,10 +218,11 @@ class PullFeed:
             send.close()
             receive.close()
 
-    async def _pull(self, batch: int) -> None:
+    async def _pull(self, batch: int, now: float) -> None:
         request = {"batch": batch, "expires": self._expires_ns, "idle_heartbeat": self._heartbeat_ns}
         await self._nc.publish(self._next_subject, orjson.dumps(request), reply=self._inbox)
         self._outstanding += batch
+        self._last_pull_at = now
 
     def _is_request(self, msg: Msg) -> bool:
         status = msg.headers.get("Status") if msg.headers else None
@@ -204,3 +232,10 @@ class PullFeed:
             pending = int(msg.headers.get("Nats-Pending-Messages", "0")) if msg.headers else 0
             self._outstanding = max(0, self._outstanding - pending)
         return False
+
+
+def _expired(msg: Msg) -> bool:
+    """A pull's 408: it expired. Only this wakes the loop at once: expiries come at most once per pull and
+    expiry, while a 409 (leadership change, a limit the server enforces) could answer every new pull at once
+    and turn the loop into a spin; those wait for the next regular look."""
+    return msg.headers is not None and msg.headers.get("Status") == "408"

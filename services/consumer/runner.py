@@ -100,7 +100,7 @@ class TagRunner:
         self.scope = TagScope(nc, tag, self.limits, self.finals, deps)
         self._spec = spec
         self._inflight = inflight
-        self._slots = anyio.Semaphore(settings.concurrency)
+        self._slots = anyio.Semaphore(settings.concurrency_for(tag))
         self._intake_scope = anyio.CancelScope()
         self._durable = settings.mode == "durable"
         self._json_decoder = msgspec.json.Decoder(spec.request_type)

@@ -40,6 +40,7 @@ def test_a_secret_never_shows_in_repr_or_str() -> None:
         ({"HFBUS_MODE": "fast"}, "HFBUS_MODE"),
         ({"HFBUS_CONCURRENCY": "many"}, "HFBUS_CONCURRENCY"),
         ({"HFBUS_CONCURRENCY": "0"}, "HFBUS_CONCURRENCY"),
+        ({"HFBUS_CONCURRENCY_CHAT": "lots"}, "HFBUS_CONCURRENCY_CHAT"),
         ({"HFBUS_IDLE_TIMEOUT": "-1"}, "HFBUS_IDLE_TIMEOUT"),
         ({"HFBUS_TAGS": "chat,dance"}, "dance"),
         ({"HF_TOKEN_PATH": "/nonexistent/token"}, "HF_TOKEN_PATH"),
@@ -48,6 +49,24 @@ def test_a_secret_never_shows_in_repr_or_str() -> None:
 def test_a_bad_value_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_streaming_tags_default_to_thousands_of_requests_at_once_and_media_to_a_tight_bound() -> None:
+    settings = Settings.from_env({})
+    assert settings.concurrency_for(Tag.CHAT) >= 1000
+    assert settings.concurrency_for(Tag.PIC2TEXT) >= 1000
+    for tag in (Tag.TEXT2PIC, Tag.TEXT2VID, Tag.PIC2PIC, Tag.PIC2VID, Tag.SOUND2TEXT, Tag.TEXT2SOUND, Tag.VECTORIZE):
+        assert settings.concurrency_for(tag) == 64
+
+
+def test_hfbus_concurrency_bounds_every_tag_and_a_per_tag_variable_wins_over_it() -> None:
+    settings = Settings.from_env({"HFBUS_CONCURRENCY": "8", "HFBUS_CONCURRENCY_PIC2PIC": "2"})
+    assert settings.concurrency_for(Tag.CHAT) == 8
+    assert settings.concurrency_for(Tag.VECTORIZE) == 8
+    assert settings.concurrency_for(Tag.PIC2PIC) == 2
+    only_chat = Settings.from_env({"HFBUS_CONCURRENCY_CHAT": "5000"})
+    assert only_chat.concurrency_for(Tag.CHAT) == 5000
+    assert only_chat.concurrency_for(Tag.TEXT2VID) == 64
 
 
 def test_tags_and_urls_are_normalised() -> None:
