@@ -15,9 +15,11 @@ from anyio.abc import TaskStatus
 
 from services.catalog import Catalog
 from services.client import HfBus
-from services.gateway import chat, models
+from services.gateway import audio, chat, embeddings, images, links, models, videos
 from services.gateway.errors import ApiError
+from services.gateway.links import LINKS, MediaLinks
 from services.gateway.state import GATEWAY, REQUEST_ID, Gateway, Guard, new_request_id
+from services.gateway.videos import JOBS, VideoJobs
 from services.observability.http import parse_addr
 from services.settings import Settings
 
@@ -47,10 +49,21 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-def make_app(gateway: Gateway) -> web.Application:
+def make_app(gateway: Gateway, media_links: MediaLinks, video_jobs: VideoJobs) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY_BYTES)
     app[GATEWAY] = gateway
+    app[LINKS] = media_links
+    app[JOBS] = video_jobs
     app.router.add_post("/v1/chat/completions", chat.completions)
+    app.router.add_post("/v1/embeddings", embeddings.create)
+    app.router.add_post("/v1/images/generations", images.generations)
+    app.router.add_post("/v1/images/edits", images.edits)
+    app.router.add_post("/v1/audio/transcriptions", audio.transcriptions)
+    app.router.add_post("/v1/audio/speech", audio.speech)
+    app.router.add_post("/v1/videos", videos.create)
+    app.router.add_get("/v1/videos/{video_id}", videos.retrieve)
+    app.router.add_get("/v1/videos/{video_id}/content", videos.content)
+    app.router.add_get("/v1/files/{token}/content", links.content)
     app.router.add_get("/v1/models", models.list_models)
     app.router.add_get("/v1/models/{model:.+}", models.get_model)
     return app
@@ -66,9 +79,9 @@ async def serve(settings: Settings, guard: Guard, *, task_status: TaskStatus[str
         HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus,
         anyio.create_task_group() as tasks,
     ):
-        runner = web.AppRunner(
-            make_app(Gateway(bus, tasks, catalog, guard)), handler_cancellation=True, access_log=None
-        )
+        media_links, video_jobs = await MediaLinks.open(bus.nc, settings), await VideoJobs.open(bus.nc, settings)
+        app = make_app(Gateway(bus, tasks, catalog, guard), media_links, video_jobs)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host or "0.0.0.0", port)

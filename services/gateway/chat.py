@@ -17,7 +17,7 @@ from aiohttp import web
 
 from schemas import ChatMessage, ChatRequest, ChatResult, Chunk, Error, Tag
 from schemas.common import JsonObject
-from services.gateway.errors import ApiError, bad_request, from_output, sse_error
+from services.gateway.errors import ApiError, bad_request, from_output, sse_error, with_headers
 from services.gateway.exchange import Exchange
 from services.gateway.requests import field_of, read_json
 from services.gateway.state import GATEWAY, REQUEST_ID
@@ -172,7 +172,7 @@ async def _complete(exchange: Exchange, view: _View, headers: dict[str, str]) ->
                 body=orjson.dumps(view.completion(output)), content_type="application/json", headers=headers
             )
         if isinstance(output, Error):
-            raise _with_headers(from_output(output), headers)
+            raise with_headers(from_output(output), headers)
     raise ApiError(500, "the request ended without an answer", type="server_error", code="internal")
 
 
@@ -183,7 +183,7 @@ async def _stream(
     async for output in exchange.outputs():
         if isinstance(output, Error) and response is None:
             # Nothing sent yet: a plain HTTP error, so the SDK raises its status-specific exception.
-            raise _with_headers(from_output(output), headers)
+            raise with_headers(from_output(output), headers)
         if response is None:
             response = web.StreamResponse(
                 headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -205,8 +205,3 @@ async def _stream(
             await response.write_eof()
             return response
     raise ApiError(500, "the request ended without an answer", type="server_error", code="internal")
-
-
-def _with_headers(error: ApiError, headers: dict[str, str]) -> ApiError:
-    error.headers = {**headers, **error.headers}
-    return error

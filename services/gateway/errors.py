@@ -6,6 +6,7 @@ RateLimitError, ...) and show `message`; `code` keeps hfbus's own error code so 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,9 @@ _BY_CODE: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.CANCELLED: (499, "server_error"),
     ErrorCode.INTERNAL: (500, "server_error"),
 }
+
+
+_FIELD = re.compile(r"^([a-z_][a-z0-9_]*)(?:[.\[][^:\s]*)?: ")
 
 
 class ApiError(Exception):
@@ -76,10 +80,22 @@ def from_output(error: Error) -> ApiError:
         headers["retry-after"] = "1"
     if error.code == ErrorCode.PAYMENT_REQUIRED:
         headers["x-should-retry"] = "false"
-    param = "model" if error.code == ErrorCode.UNKNOWN_MODEL else None
+    param = "model" if error.code == ErrorCode.UNKNOWN_MODEL else _named_field(error.message)
     return ApiError(status, error.message, type=kind, code=str(error.code), param=param, headers=headers)
+
+
+def _named_field(message: str) -> str | None:
+    # The consumers' invalid_request messages start with the field they refuse: "image: not an image (...)".
+    match = _FIELD.match(message)
+    return match.group(1) if match else None
 
 
 def sse_error(error: ApiError) -> bytes:
     """An error after the first streamed chunk: one `data:` event the SDKs raise as APIError, never a silent end."""
     return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
+def with_headers(error: ApiError, headers: Mapping[str, str]) -> ApiError:
+    """`error` carrying the response headers every answer gets (request id, rate limits)."""
+    error.headers = {**headers, **error.headers}
+    return error

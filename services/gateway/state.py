@@ -6,13 +6,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 from aiohttp import web
 from anyio.abc import TaskGroup
 
-from schemas import Error, Result, Tag
+from schemas import Error, RequestBase, Result, Tag
 from services.catalog import Catalog
 from services.client import HfBus, Stream
+from services.gateway.errors import ApiError, bad_request, from_output, with_headers
 from services.gateway.exchange import Exchange
+from services.gateway.requests import field_of
 
 
 class Pass(Protocol):
@@ -51,6 +54,19 @@ class Gateway:
     def exchange(self, stream: Stream[Any], admitted: Pass) -> Exchange:
         return Exchange(stream, admitted.settle).start(self.tasks)
 
+    async def run(self, tag: Tag, request: RequestBase, admitted: Pass, headers: dict[str, str]) -> Any:
+        """Send `request` and wait for its `result`; an `error` output is raised as the matching HTTP error."""
+        exchange = self.exchange(self.bus.send(tag, request), admitted)
+        try:
+            async for output in exchange.outputs():
+                if isinstance(output, Error):
+                    raise with_headers(from_output(output), headers)
+                if isinstance(output, Result):
+                    return output
+        finally:
+            await exchange.hang_up()
+        raise ApiError(500, "the request ended without an answer", type="server_error", code="internal")
+
 
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
@@ -59,3 +75,30 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 def new_request_id() -> str:
     """A bus request id that also serves as the HTTP `x-request-id` (and the OpenAI object id's suffix)."""
     return f"gw{uuid.uuid4().hex}"
+
+
+async def submit(
+    request: web.Request,
+    tag: Tag,
+    request_type: type[Any],
+    model: str | None,
+    fields: dict[str, Any],
+    *,
+    reserve_tokens: int = 0,
+) -> tuple[Any, dict[str, str]]:
+    """Build a bus request from the fields an endpoint read, admit it against the key, and run it to its result.
+
+    Returns the result and the headers every answer carries (request id, rate limits).
+    """
+    gateway = request.app[GATEWAY]
+    request_id = request[REQUEST_ID]
+    values = {"id": request_id, "model": model, **{k: v for k, v in fields.items() if v is not None}}
+    try:
+        # convert, not the constructor: the contract's constraints are checked, naming the field.
+        bus_request = msgspec.convert(values, request_type, from_attributes=True)
+    except msgspec.ValidationError as exc:
+        raise bad_request(str(exc), param=field_of(exc)) from None
+    authorization = request.headers.get("Authorization")
+    admitted = await gateway.guard.admit(authorization, model=model or "", tag=tag, reserve_tokens=reserve_tokens)
+    headers = {**admitted.headers, "x-request-id": request_id}
+    return await gateway.run(tag, bus_request, admitted, headers), headers
