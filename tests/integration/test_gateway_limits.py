@@ -222,3 +222,20 @@ async def test_without_nats_streams_admit_fails_within_its_deadline_and_settle_o
 
     assert admission.settled
     assert any("could not settle" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_request_settled_after_its_window_ended_is_billed_without_touching_the_new_window(
+    nc: NATS, gw_settings: Settings
+) -> None:
+    now = [NOW]
+    keys = await KeyStore.open(nc, gw_settings)
+    limiter = Limiter(nc, gw_settings, keys, clock=lambda: now[0])
+    await limiter.ensure_streams()
+    record = await new_key(keys, tpm=100)
+    admission = await admit(limiter, record, tokens=100)
+
+    now[0] += 60  # the next window
+    await limiter.settle(admission, tokens=90, cost_usd=0.0, model=MODEL)
+
+    assert (await admit(limiter, record, tokens=100)).rates.remaining_tokens == 0
+    assert (await limiter.spend())["keys"][record.id]["tokens"] == 90
