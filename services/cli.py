@@ -23,6 +23,7 @@ from services.settings import Secret, Settings, SettingsError, parse_tags
 
 if TYPE_CHECKING:
     from services.client import HfBus, Stream
+    from services.gateway.keys import KeyRecord
 
 logger = logging.getLogger("hfbus")
 
@@ -118,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the model catalog")
     models.add_argument("--tag")
     models.set_defaults(command=_models)
+
+    keys = commands.add_parser("keys", help="the gateway's virtual keys: create, list, revoke")
+    key_actions = keys.add_subparsers(required=True, metavar="action")
+    create = key_actions.add_parser("create", help="make a key; it is printed once, as the last line of stdout")
+    create.add_argument("--name", required=True)
+    create.add_argument("--rpm", type=int, help="requests per minute (default: unlimited)")
+    create.add_argument("--tpm", type=int, help="tokens per minute (default: unlimited)")
+    create.add_argument("--budget-usd", type=float, help="total spend allowed (default: unlimited)")
+    create.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    create.set_defaults(command=_keys, action="create")
+    listing = key_actions.add_parser("list", help="every key: limits, spend, created, last used (never the key)")
+    listing.set_defaults(command=_keys, action="list")
+    revoke = key_actions.add_parser("revoke", help="revoke the live key with this name")
+    revoke.add_argument("name")
+    revoke.set_defaults(command=_keys, action="revoke")
     return parser
 
 
@@ -316,6 +332,85 @@ def _models(args: argparse.Namespace, settings: Settings) -> None:
             sys.stdout.write(f"{mark} {model.tag:<10} {model.name:<22} {model.hf_model:<40} {prices}\n")
 
     anyio.run(show)
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> None:
+    from services.bus.connection import connect
+    from services.gateway.keys import KeyStore, KeyStoreError
+    from services.gateway.limits import Limiter, LimitsUnavailable
+
+    # A person at a terminal wants one line on failure, not a warning per connection retry.
+    logging.getLogger("services.bus.connection").setLevel(logging.ERROR)
+
+    async def act() -> int:
+        nc = await connect(settings, name="hfbus-keys")
+        try:
+            store = await KeyStore.open(nc, settings)
+            if args.action == "create":
+                models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
+                key = await store.create(
+                    args.name, rpm=args.rpm, tpm=args.tpm, budget_usd=args.budget_usd, models=models
+                )
+                described = (
+                    f"rpm {_limit(args.rpm)}, tpm {_limit(args.tpm)}, budget {_limit(args.budget_usd)},"
+                    f" models {','.join(models) if models else 'all'}"
+                )
+                sys.stderr.write(f"created key {args.name!r} ({described}); it is shown once, store it now:\n")
+                sys.stdout.write(key + "\n")
+            elif args.action == "revoke":
+                if not await store.revoke(args.name):
+                    sys.stderr.write(f"hfbus: no live key named {args.name!r}\n")
+                    return 1
+                sys.stderr.write(f"revoked key {args.name!r}\n")
+            else:
+                spend = (await Limiter(nc, settings, store).spend())["keys"]
+                sys.stdout.write(_key_table(await store.list(), spend))
+        finally:
+            await nc.close()
+        return 0
+
+    try:
+        status = anyio.run(act)
+    except (KeyStoreError, LimitsUnavailable, PermissionError, ConnectionError, TimeoutError) as err:
+        sys.stderr.write(f"hfbus: {err}\n")
+        status = 1
+    sys.exit(status)
+
+
+def _key_table(records: Sequence[KeyRecord], spend: dict[str, Any]) -> str:
+    """One line per key: never the key or its hash, which only `create` ever shows."""
+
+    def when(unix: int | None) -> str:
+        return "never" if unix is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(unix))
+
+    rows = [("NAME", "STATE", "RPM", "TPM", "BUDGET", "SPENT", "REQUESTS", "TOKENS", "MODELS", "CREATED", "LAST USED")]
+    for record in records:
+        used = spend.get(record.id, {})
+        rows.append(
+            (
+                record.name,
+                "revoked" if record.revoked else "live",
+                _limit(record.rpm),
+                _limit(record.tpm),
+                _limit(record.budget_usd),
+                _usd(used.get("cost_usd", 0.0)),
+                str(used.get("requests", 0)),
+                str(used.get("tokens", 0)),
+                ",".join(record.models) if record.models else "all",
+                when(record.created),
+                when(record.last_used),
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
+    )
+
+
+def _limit(value: float | None) -> str:
+    if value is None:
+        return "unlimited"
+    return f"${value:g}" if isinstance(value, float) else str(value)
 
 
 def _loop_options() -> dict[str, bool]:
