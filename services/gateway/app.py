@@ -17,8 +17,9 @@ from services.catalog import Catalog
 from services.client import HfBus
 from services.gateway import audio, chat, embeddings, images, links, models, videos
 from services.gateway.errors import ApiError
+from services.gateway.guard import KeyGuard
 from services.gateway.links import LINKS, MediaLinks
-from services.gateway.state import GATEWAY, REQUEST_ID, Gateway, Guard, new_request_id
+from services.gateway.state import GATEWAY, REQUEST_ID, Gateway, new_request_id
 from services.gateway.videos import JOBS, VideoJobs
 from services.observability.http import parse_addr
 from services.settings import Settings
@@ -69,7 +70,7 @@ def make_app(gateway: Gateway, media_links: MediaLinks, video_jobs: VideoJobs) -
     return app
 
 
-async def serve(settings: Settings, guard: Guard, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; `task_status.started` gets the base URL once the port is bound."""
     from services.bus.connection import credential_options
 
@@ -79,6 +80,7 @@ async def serve(settings: Settings, guard: Guard, *, task_status: TaskStatus[str
         HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus,
         anyio.create_task_group() as tasks,
     ):
+        guard = await KeyGuard.open(bus.nc, settings, catalog)
         media_links, video_jobs = await MediaLinks.open(bus.nc, settings), await VideoJobs.open(bus.nc, settings)
         app = make_app(Gateway(bus, tasks, catalog, guard), media_links, video_jobs)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
