@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
-import anyio
-import nats
 import openai
 import pytest
 
 from services.dev.fake_router import FakeRouter, expected_text
 from services.dev.fake_router.chat import REASONING_TEXT, prompt_tokens
-from services.gateway.app import serve
-from services.gateway.keys import KeyStore
 from services.settings import Settings
-from tests.conftest import running
+from tests.integration.gateway import gateway
 
 pytestmark = pytest.mark.integration
 
 MESSAGES = [{"role": "user", "content": "hello gateway"}]
-
-
-@asynccontextmanager
-async def gateway(settings: Settings) -> AsyncIterator[openai.AsyncOpenAI]:
-    """Consumers, the gateway and an SDK client holding a fresh virtual key."""
-    settings = replace(settings, gateway_addr="127.0.0.1:0")
-    async with running(settings), anyio.create_task_group() as tg:
-        url = await tg.start(serve, settings)
-        nc = await nats.connect(settings.nats_url)
-        try:
-            key = await (await KeyStore.open(nc, settings)).create("tests")
-        finally:
-            await nc.close()
-        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=20)
-        try:
-            yield client
-        finally:
-            await client.close()
-            tg.cancel_scope.cancel()
 
 
 async def test_a_streamed_completion_arrives_as_chunks_then_done(any_mode_settings: Settings) -> None:
