@@ -14,15 +14,15 @@ import anyio
 from services.settings import Settings
 
 if TYPE_CHECKING:
-    from services.gateway.keys import KeyRecord
+    from services.gateway.access.keys import KeyRecord
 
 logger = logging.getLogger("hfbus")
 
 
 def manage(args: argparse.Namespace, settings: Settings) -> None:
     from services.bus.connection import connect
-    from services.gateway.keys import KeyStore, KeyStoreError
-    from services.gateway.limits import Limiter, LimitsUnavailable
+    from services.gateway.access.keys import KeyStore, KeyStoreError
+    from services.gateway.access.limits import Limiter, LimitsUnavailable
 
     # A person at a terminal wants one line on failure, not a warning per connection retry.
     logging.getLogger("services.bus.connection").setLevel(logging.ERROR)

@@ -96,7 +96,7 @@ def gateway(args: argparse.Namespace, settings: Settings) -> None:
 async def _demo_key(settings: Settings) -> str:
     """A fresh key named `demo` for the banner; the one of an earlier `make run` is revoked (keys show once)."""
     from services.bus.connection import connect
-    from services.gateway.keys import KeyStore
+    from services.gateway.access.keys import KeyStore
 
     nc = await connect(settings, name="hfbus-dev")
     try:

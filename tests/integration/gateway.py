@@ -11,9 +11,9 @@ import anyio
 import nats
 import openai
 
+from services.gateway.access.keys import KeyStore
+from services.gateway.access.limits import Limiter
 from services.gateway.app import serve
-from services.gateway.keys import KeyStore
-from services.gateway.limits import Limiter
 from services.settings import Settings
 from tests.conftest import running
 

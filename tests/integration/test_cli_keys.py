@@ -11,8 +11,8 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from services.bus.natsserver import NatsServer, free_ports
-from services.gateway.keys import KeyStore
-from services.gateway.limits import Limiter
+from services.gateway.access.keys import KeyStore
+from services.gateway.access.limits import Limiter
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from services.dev.fake_router import FakeRouter
-from services.gateway.limits import WINDOW_S
+from services.gateway.access.limits import WINDOW_S
 from services.settings import Settings
 from tests.conftest import eventually
 from tests.integration.gateway import gateway, gateways

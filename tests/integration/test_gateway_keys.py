@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from services.bus.natsserver import NatsServer
-from services.gateway.keys import DuplicateKeyName, KeyRecord, KeyStore, KeyStoreError, bucket_name, hash_key
+from services.gateway.access.keys import DuplicateKeyName, KeyRecord, KeyStore, KeyStoreError, bucket_name, hash_key
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

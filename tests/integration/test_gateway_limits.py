@@ -13,8 +13,8 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from services.bus.natsserver import NatsServer
-from services.gateway.keys import KeyRecord, KeyStore
-from services.gateway.limits import Admission, Limiter, LimitExceeded, LimitsUnavailable, ModelNotAllowed
+from services.gateway.access.keys import KeyRecord, KeyStore
+from services.gateway.access.limits import Admission, Limiter, LimitExceeded, LimitsUnavailable, ModelNotAllowed
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration

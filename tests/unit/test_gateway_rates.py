@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.rates import RateState, duration_text
+from services.gateway.access.rates import RateState, duration_text
 
 
 @pytest.mark.parametrize(

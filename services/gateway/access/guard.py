@@ -14,9 +14,9 @@ from nats.errors import Error as NatsError
 
 from schemas import Error, Result, Tag
 from services.catalog import Catalog, CatalogError, UnknownModelError, cost_usd
+from services.gateway.access.keys import KeyRecord, KeyStore
+from services.gateway.access.limits import Admission, Limiter, LimitExceeded, LimitsUnavailable, ModelNotAllowed
 from services.gateway.errors import ApiError
-from services.gateway.keys import KeyRecord, KeyStore
-from services.gateway.limits import Admission, Limiter, LimitExceeded, LimitsUnavailable, ModelNotAllowed
 from services.settings import Settings
 
 _UNAVAILABLE = ApiError(

@@ -37,9 +37,9 @@ import anyio
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
-from services.gateway.counters import Counters, CountersUnavailable, ensure_counter_stream
-from services.gateway.keys import KeyRecord, KeyStore
-from services.gateway.rates import RateState
+from services.gateway.access.counters import Counters, CountersUnavailable, ensure_counter_stream
+from services.gateway.access.keys import KeyRecord, KeyStore
+from services.gateway.access.rates import RateState
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from schemas import Tag
 from schemas.images import Pic2PicRequest, Text2PicRequest
 from schemas.media import MediaResult
 from services.gateway.errors import bad_request
-from services.gateway.links import LINKS
+from services.gateway.openai.links import LINKS
 from services.gateway.requests import form_file, form_text, read_form, read_json
 from services.gateway.state import GATEWAY, Gateway, submit
 
