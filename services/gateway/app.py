@@ -16,10 +16,10 @@ from anyio.abc import TaskStatus
 from services.catalog import Catalog
 from services.client import HfBus
 from services.gateway.access.guard import KeyGuard
+from services.gateway.endpoints import audio, chat, embeddings, images, links, models, videos
+from services.gateway.endpoints.links import LINKS, MediaLinks
+from services.gateway.endpoints.videos import JOBS, VideoJobs
 from services.gateway.errors import ApiError
-from services.gateway.openai import audio, chat, embeddings, images, links, models, videos
-from services.gateway.openai.links import LINKS, MediaLinks
-from services.gateway.openai.videos import JOBS, VideoJobs
 from services.gateway.state import GATEWAY, REQUEST_ID, Gateway, new_request_id
 from services.observability.http import parse_addr
 from services.settings import Settings

@@ -17,8 +17,8 @@ from aiohttp import web
 from schemas import Tag
 from schemas.images import Pic2PicRequest, Text2PicRequest
 from schemas.media import MediaResult
+from services.gateway.endpoints.links import LINKS
 from services.gateway.errors import bad_request
-from services.gateway.openai.links import LINKS
 from services.gateway.requests import form_file, form_text, read_form, read_json
 from services.gateway.state import GATEWAY, Gateway, submit
 
