@@ -14,6 +14,7 @@ import pytest
 from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Mode, Settings
 from tests.conftest import running
+from tests.integration.gateway import gateways
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def node_example(tmp_path_factory: pytest.TempPathFactory) -> NodeExample:
     if node is None or npm is None:
         pytest.skip("node and npm are not installed: the Node.js example cannot run here")
     workdir = tmp_path_factory.mktemp("node-example")
-    for name in ("package.json", "package-lock.json", "publish-chat.mjs"):
+    for name in ("package.json", "package-lock.json", "publish-chat.mjs", "openai-chat.mjs"):
         shutil.copy2(EXAMPLE / name, workdir / name)
     installed = subprocess.run(
         [npm, "ci", "--prefix", str(workdir), "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
@@ -89,3 +90,28 @@ async def test_the_node_example_exits_1_when_nothing_serves_the_subject(
 
     assert done.returncode == 1
     assert f"nothing serves {settings.prefix}.chat" in done.stderr.decode()
+
+
+async def test_the_openai_sdk_for_node_streams_a_chat_through_the_gateway(
+    node_example: NodeExample, settings: Settings
+) -> None:
+    async with gateways(settings) as running:
+        env = {**os.environ, "HFBUS_KEY": running.key}
+        args = ["--base-url", f"{running.urls[0]}/v1", "--model", "org/model", "--max-tokens", "6", "hello from node"]
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [node_example.node, "openai-chat.mjs", *args], cwd=node_example.workdir, env=env, check=False
+            )
+        with anyio.fail_after(60):
+            refused = await anyio.run_process(
+                [node_example.node, "openai-chat.mjs", *args],
+                cwd=node_example.workdir,
+                env={**env, "HFBUS_KEY": "hfb-wrong"},
+                check=False,
+            )
+
+    messages = [{"role": "user", "content": "hello from node"}]
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == expected_text(messages, 6)
+    assert "+6 tokens]" in done.stderr.decode()
+    assert refused.returncode == 1 and "error 401 invalid_api_key" in refused.stderr.decode()
