@@ -1,16 +1,49 @@
 """Provider x task adapters for the non-chat tasks, and the table that picks one.
 
-Adding a provider or a task: one small `TaskAdapter` subclass in the provider's module, one row below
-(rows and keys alphabetical), and a test class row in `tests/unit/test_providers.py`.
+Layout: `base/` holds the template (`TaskAdapter`) and the values it trades (calls, replies, steps, errors,
+media helpers); `adapters/` one module per provider. Adding a provider or a task: one small `TaskAdapter`
+subclass in the provider's module under `adapters/`, one row below (rows and keys alphabetical), socket-free
+tests in `tests/unit/`, the fake router speaking it, and a contract case.
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-from ._common import TaskAdapter
-from ._errors import NoAdapter, ProviderError, ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ._types import (
+from .adapters.fal_ai import (
+    FalImageToImage,
+    FalImageToVideo,
+    FalSpeechRecognition,
+    FalTextToImage,
+    FalTextToSpeech,
+    FalTextToVideo,
+)
+from .adapters.hf_inference import (
+    HfInferenceFeatureExtraction,
+    HfInferenceImageToImage,
+    HfInferenceSpeechRecognition,
+    HfInferenceTextToImage,
+    HfInferenceTextToSpeech,
+)
+from .adapters.novita import NovitaTextToVideo
+from .adapters.nscale import NscaleTextToImage
+from .adapters.replicate import (
+    ReplicateImageToImage,
+    ReplicateSpeechRecognition,
+    ReplicateTextToImage,
+    ReplicateTextToVideo,
+)
+from .adapters.together import (
+    TogetherFeatureExtraction,
+    TogetherImageToImage,
+    TogetherImageToVideo,
+    TogetherTextToImage,
+    TogetherTextToVideo,
+)
+from .adapters.wavespeed import WavespeedImageToImage, WavespeedImageToVideo, WavespeedTextToImage, WavespeedTextToVideo
+from .base.adapter import TaskAdapter
+from .base.errors import NoAdapter, ProviderError, ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from .base.types import (
     FINAL_STEPS,
     PROVIDER_NAMES,
     TASKS,
@@ -28,32 +61,6 @@ from ._types import (
     Transcript,
     Vectors,
 )
-from .fal_ai import (
-    FalImageToImage,
-    FalImageToVideo,
-    FalSpeechRecognition,
-    FalTextToImage,
-    FalTextToSpeech,
-    FalTextToVideo,
-)
-from .hf_inference import (
-    HfInferenceFeatureExtraction,
-    HfInferenceImageToImage,
-    HfInferenceSpeechRecognition,
-    HfInferenceTextToImage,
-    HfInferenceTextToSpeech,
-)
-from .novita import NovitaTextToVideo
-from .nscale import NscaleTextToImage
-from .replicate import ReplicateImageToImage, ReplicateSpeechRecognition, ReplicateTextToImage, ReplicateTextToVideo
-from .together import (
-    TogetherFeatureExtraction,
-    TogetherImageToImage,
-    TogetherImageToVideo,
-    TogetherTextToImage,
-    TogetherTextToVideo,
-)
-from .wavespeed import WavespeedImageToImage, WavespeedImageToVideo, WavespeedTextToImage, WavespeedTextToVideo
 
 __all__ = [
     "FINAL_STEPS",

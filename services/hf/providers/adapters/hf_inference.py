@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
-from ._errors import ProviderReplyInvalid, UnsupportedInput
-from ._media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
-from ._types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
+from ..base.errors import ProviderReplyInvalid, UnsupportedInput
+from ..base.media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
+from ..base.types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
 
 
 class HfInferenceTask(TaskAdapter):

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import TaskAdapter, hf_params, require, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ._media import decode_b64, fetch_output, media_ref, media_type_of
-from ._types import HttpReply, JobStatus, Media, Step, TaskInput, Vectors
+from ..base.adapter import TaskAdapter, hf_params, require, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from ..base.media import decode_b64, fetch_output, media_ref, media_type_of
+from ..base.types import HttpReply, JobStatus, Media, Step, TaskInput, Vectors
 
 # The client source caps Together's inline input_image at about 60 KB; past that, host the image (§9.3).
 INLINE_IMAGE_LIMIT = 60 * 1024

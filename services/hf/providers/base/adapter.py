@@ -6,9 +6,9 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-from ._errors import ProviderReplyInvalid, UnsupportedInput
-from ._media import downloaded_media
-from ._types import HttpCall, HttpReply, JobStatus, Pending, Provider, Purpose, Step, Task, TaskInput
+from .errors import ProviderReplyInvalid, UnsupportedInput
+from .media import downloaded_media
+from .types import HttpCall, HttpReply, JobStatus, Pending, Provider, Purpose, Step, Task, TaskInput
 
 T = TypeVar("T")
 

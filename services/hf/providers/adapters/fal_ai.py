@@ -7,10 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ._media import bare_type, data_url, fetch_output, media_bytes, media_ref
-from ._types import HttpCall, HttpReply, JobStatus, Step, TaskInput, Transcript
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from ..base.media import bare_type, data_url, fetch_output, media_bytes, media_ref
+from ..base.types import HttpCall, HttpReply, JobStatus, Step, TaskInput, Transcript
 
 _QUEUE = "?_subdomain=queue"
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import TaskAdapter, hf_params, require, with_options
-from ._errors import ProviderReplyInvalid
-from ._media import fetch_output
-from ._types import HttpReply, Step, TaskInput
+from ..base.adapter import TaskAdapter, hf_params, require, with_options
+from ..base.errors import ProviderReplyInvalid
+from ..base.media import fetch_output
+from ..base.types import HttpReply, Step, TaskInput
 
 
 class _Video(msgspec.Struct):

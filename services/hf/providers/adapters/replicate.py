@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid
-from ._media import fetch_output, media_ref
-from ._types import Download, HttpReply, Step, TaskInput, Transcript
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid
+from ..base.media import fetch_output, media_ref
+from ..base.types import Download, HttpReply, Step, TaskInput, Transcript
 
 _FAILED = frozenset({"failed", "canceled", "aborted"})
 
