@@ -82,6 +82,17 @@ class ReplicateTextToVideo(ReplicateTask):
     task = "text-to-video"
 
 
+class ReplicateTextToSpeech(ReplicateTask):
+    # Both clients build the text-to-image input and rename `prompt` to `text`; the output is the audio's URL.
+    task = "text-to-speech"
+
+    def _input(self, inp: TaskInput) -> dict[str, Any]:
+        found: dict[str, Any] = {"text": require(inp.text, "text", self.provider, self.task)}
+        if inp.voice is not None:
+            found["voice"] = inp.voice
+        return found
+
+
 class ReplicateImageToImage(ReplicateTask):
     task = "image-to-image"
 

@@ -45,6 +45,8 @@ class TaskAdapter:
     provider: ClassVar[Provider]
     task: ClassVar[Task]
     poll_interval_s: ClassVar[float] = 0.5
+    also_serves: ClassVar[frozenset[str]] = frozenset()
+    """Hub mapping tasks besides `task` whose models this adapter runs (the Hub files some under a sibling task)."""
 
     def prepare(self, inp: TaskInput, base_url: str) -> HttpCall:
         """The submit call. Not overridden."""
