@@ -53,6 +53,7 @@ class DeepInfraTextToImage(TaskAdapter):
 
     provider = "deepinfra"
     task = "text-to-image"
+    wire = "OpenAI images, b64 JSON (JS only)"
 
     def _route(self, inp: TaskInput) -> str:
         return "/v1/openai/images/generations"

@@ -27,6 +27,7 @@ class _Reply(msgspec.Struct):
 class NovitaTextToVideo(TaskAdapter):
     provider = "novita"
     task = "text-to-video"
+    wire = "`/v3/hf/<id>`"
 
     def _route(self, inp: TaskInput) -> str:
         return f"/v3/hf/{inp.provider_model}"
@@ -83,6 +84,7 @@ class NovitaImageToVideo(TaskAdapter):
 
     provider = "novita"
     task = "image-to-video"
+    wire = "MiniMax H3 task polling (JS only)"
     also_serves = frozenset({"image-text-to-video"})
     poll_interval_s = 5.0
 

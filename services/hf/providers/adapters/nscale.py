@@ -23,6 +23,7 @@ class _Images(msgspec.Struct):
 class NscaleTextToImage(TaskAdapter):
     provider = "nscale"
     task = "text-to-image"
+    wire = "b64 JSON"
 
     def _route(self, inp: TaskInput) -> str:
         return "/v1/images/generations"

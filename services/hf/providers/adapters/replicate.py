@@ -35,6 +35,7 @@ def _first_url(output: Any) -> str | None:
 
 class ReplicateTask(TaskAdapter):
     provider = "replicate"
+    wire = "`Prefer: wait`"
 
     def _route(self, inp: TaskInput) -> str:
         # A pinned version (`owner/model:hash`) has no models route; the hash goes in the body instead.
@@ -80,6 +81,7 @@ class ReplicateTextToImage(ReplicateTask):
 
 class ReplicateTextToVideo(ReplicateTask):
     task = "text-to-video"
+    wire = "`Prefer: wait` (versioned ids)"
 
 
 class ReplicateTextToSpeech(ReplicateTask):

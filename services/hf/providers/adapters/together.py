@@ -48,6 +48,7 @@ class TogetherSpeechRecognition(OpenAITranscription):
     """JS only (@huggingface/inference 4.13.30, `TogetherAutomaticSpeechRecognitionTask`)."""
 
     provider = "together"
+    wire = "OpenAI transcriptions, multipart (JS only)"
 
     def _route(self, inp: TaskInput) -> str:
         return "/v1/audio/transcriptions"
@@ -66,6 +67,8 @@ class _Images(msgspec.Struct):
 
 
 class _TogetherImageTask(TogetherTask):
+    wire = "b64 JSON"
+
     def _route(self, inp: TaskInput) -> str:
         return "/v1/images/generations"
 
@@ -91,6 +94,7 @@ class TogetherTextToImage(_TogetherImageTask):
 
 class TogetherImageToImage(_TogetherImageTask):
     task = "image-to-image"
+    wire = "b64 JSON (kontext rule)"
 
     def _image_fields(self, inp: TaskInput) -> dict[str, Any]:
         image = media_ref(inp)
@@ -113,6 +117,7 @@ class _VideoJob(msgspec.Struct):
 
 
 class _TogetherVideoTask(TogetherTask):
+    wire = "`/v2/videos` polling"
     poll_interval_s = 2.0
 
     def _route(self, inp: TaskInput) -> str:

@@ -33,6 +33,7 @@ class _Envelope(msgspec.Struct):
 
 class WavespeedTask(TaskAdapter):
     provider = "wavespeed"
+    wire = "task polling"
 
     def _route(self, inp: TaskInput) -> str:
         return f"/api/v3/{inp.provider_model}"

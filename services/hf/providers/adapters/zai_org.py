@@ -32,6 +32,7 @@ class _Task(msgspec.Struct):
 class ZaiTextToImage(TaskAdapter):
     provider = "zai-org"
     task = "text-to-image"
+    wire = "async task polling"
     poll_interval_s = 5.0
 
     def _route(self, inp: TaskInput) -> str:

@@ -47,6 +47,8 @@ class TaskAdapter:
     poll_interval_s: ClassVar[float] = 0.5
     also_serves: ClassVar[frozenset[str]] = frozenset()
     """Hub mapping tasks besides `task` whose models this adapter runs (the Hub files some under a sibling task)."""
+    wire: ClassVar[str] = ""
+    """How the row talks to the provider, in a few words; the README's provider table is generated from it."""
 
     def prepare(self, inp: TaskInput, base_url: str) -> HttpCall:
         """The submit call. Not overridden."""

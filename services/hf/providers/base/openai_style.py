@@ -36,6 +36,7 @@ class OpenAIEmbeddings(TaskAdapter):
     """`POST <prefix>/embeddings` with `{"input", "model"}`; `data[].embedding` back."""
 
     task = "feature-extraction"
+    wire = "OpenAI embeddings"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         # normalize/truncate are TEI options the OpenAI-style APIs do not take (the JS client sends neither);
@@ -56,6 +57,7 @@ class OpenAISpeech(TaskAdapter):
     """`POST <prefix>/audio/speech` with `{"input", "voice"?, "model"}`; the audio bytes back."""
 
     task = "text-to-speech"
+    wire = "OpenAI speech, audio bytes"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         # Voices are model-specific: both clients send one only when the caller gives one.
@@ -80,6 +82,7 @@ class OpenAITranscription(TaskAdapter):
     """`POST <prefix>/audio/transcriptions`, multipart: the audio as `file`, then `language`?, options, `model`."""
 
     task = "automatic-speech-recognition"
+    wire = "OpenAI transcriptions, multipart"
 
     def _file(self, inp: TaskInput) -> FilePart | str:
         """The `file` field: the audio uploaded. Overridden where the provider also takes a URL."""
