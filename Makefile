@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: install run test unit lint schemas bench fuzz chaos lock clean all
+.PHONY: install run test unit lint schemas readme bench fuzz chaos lock clean all
 
 all: lint test
 
@@ -43,6 +43,10 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m services.dev.schemagen
+
+## readme: the README's provider x tag table, regenerated from the adapter registry
+readme: $(STAMP)
+	$(BIN)/python -m services.dev.provider_table
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -53,10 +53,20 @@ def parse_mapping(body: bytes) -> list[ProviderRoute]:
 
 
 def choose(
-    hf_model: str, routes: list[ProviderRoute], task: str, pinned: str | None, supported: Callable[[str], bool]
+    hf_model: str,
+    routes: list[ProviderRoute],
+    task: str,
+    pinned: str | None,
+    supported: Callable[[str], bool],
+    mapping_tasks: Callable[[str], frozenset[str]] | None = None,
 ) -> list[ProviderRoute]:
-    """The providers to try, in order: the pinned one, else every live one for the task that we support."""
-    serving = [r for r in routes if r.task == task]
+    """The providers to try, in order: the pinned one, else every live one for the task that we support.
+
+    `mapping_tasks(provider)` names the Hub tasks that count as `task` for that provider (default: `task`
+    alone): the Hub files some models under a sibling task, e.g. novita's MiniMax H3 as image-text-to-video.
+    """
+    accepted = mapping_tasks or (lambda _: frozenset({task}))
+    serving = [r for r in routes if r.task in accepted(r.provider)]
     if pinned is not None:
         for route in serving:
             if route.provider == pinned:

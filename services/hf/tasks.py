@@ -26,6 +26,7 @@ from services.hf.providers import (
     Transcript,
     Vectors,
     get_adapter,
+    mapping_tasks,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ async def run_task(
     Providers that failed several times in a row go last for a while (`Cooldowns`).
     """
     routes = await sender.routes(template.hf_model)
-    candidates = choose(template.hf_model, routes, template.task, pinned, lambda p: supports(p, template.task))
+    candidates = choose(
+        template.hf_model,
+        routes,
+        template.task,
+        pinned,
+        lambda p: supports(p, template.task),
+        lambda p: mapping_tasks(p, template.task),
+    )
     order = cooldowns.order([r.provider for r in candidates])
     candidates.sort(key=lambda r: order.index(r.provider))
     for index, route in enumerate(candidates):

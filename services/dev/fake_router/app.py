@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import chat, hub, jobs, media, oneshot
+from . import chat, hub, jobs, media, oneshot, openai_style, task_polls
 from .faults import Fault
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,8 @@ class FakeRouter:
         media.add_routes(app, self)
         oneshot.add_routes(app, self)
         jobs.add_routes(app, self)
+        openai_style.add_routes(app, self)
+        task_polls.add_routes(app, self)
         return app
 
 

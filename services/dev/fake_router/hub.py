@@ -56,6 +56,8 @@ def _map(task: str, **ids: str | tuple[str, MappingStatus]) -> dict[str, Provide
 _WHISPER_VERSION = "8099696689d249cf8b122d833c36ac3f75505c666a395ca40ef26f68e7d3d16e"
 _HUNYUAN_VERSION = "6c9132aee14409cd6568d030453f1ba50f5f3412b844fe67f78a9eb62d55664f"
 
+_KOKORO_VERSION = "f559560eb822dc509045f3921a1921234918b91739db4bf3daab2169b71c7a13"
+
 MODELS: dict[str, HubModel] = {
     "black-forest-labs/FLUX.1-dev": HubModel(
         "text-to-image",
@@ -67,8 +69,11 @@ MODELS: dict[str, HubModel] = {
             nscale=("black-forest-labs/FLUX.1-dev", "staging"),
             hf_inference="black-forest-labs/FLUX.1-dev",
             wavespeed="wavespeed-ai/flux-dev",
+            deepinfra="black-forest-labs/FLUX-1-dev",
         ),
     ),
+    # Z.ai's own image model; the Hub id stands for it here, as zai-org files its models under its org.
+    "zai-org/GLM-Image": HubModel("text-to-image", _map("text-to-image", zai_org="glm-image")),
     "black-forest-labs/FLUX.1-Kontext-dev": HubModel(
         "image-to-image",
         _map(
@@ -102,12 +107,18 @@ MODELS: dict[str, HubModel] = {
             wavespeed="wavespeed-ai/wan-2.1/i2v-720p",
         ),
     ),
+    # The Hub files MiniMax H3 under image-text-to-video, the JS client's name for image + prompt to video.
+    "MiniMaxAI/MiniMax-H3": HubModel("image-text-to-video", _map("image-text-to-video", novita="MiniMax-H3")),
     "intfloat/multilingual-e5-large": HubModel(
         "feature-extraction", _map("feature-extraction", hf_inference="intfloat/multilingual-e5-large")
     ),
     "BAAI/bge-base-en-v1.5": HubModel(
         "feature-extraction",
         _map("feature-extraction", hf_inference="BAAI/bge-base-en-v1.5", together="BAAI/bge-base-en-v1.5"),
+    ),
+    "BAAI/bge-m3": HubModel("sentence-similarity", _map("feature-extraction", deepinfra="BAAI/bge-m3")),
+    "BAAI/bge-multilingual-gemma2": HubModel(
+        "feature-extraction", _map("feature-extraction", scaleway="bge-multilingual-gemma2")
     ),
     "openai/whisper-large-v3": HubModel(
         "automatic-speech-recognition",
@@ -116,9 +127,21 @@ MODELS: dict[str, HubModel] = {
             hf_inference="openai/whisper-large-v3",
             fal_ai="fal-ai/whisper",
             replicate=f"openai/whisper:{_WHISPER_VERSION}",
+            deepinfra="openai/whisper-large-v3",
+            together="openai/whisper-large-v3",
         ),
     ),
-    "hexgrad/Kokoro-82M": HubModel("text-to-speech", _map("text-to-speech", fal_ai="fal-ai/kokoro/american-english")),
+    "hexgrad/Kokoro-82M": HubModel(
+        "text-to-speech",
+        _map(
+            "text-to-speech",
+            fal_ai="fal-ai/kokoro/american-english",
+            deepinfra="hexgrad/Kokoro-82M",
+            # A community model on Replicate: only a pinned version runs, through /v1/predictions.
+            replicate=f"jaaari/kokoro-82m:{_KOKORO_VERSION}",
+            together="hexgrad/Kokoro-82M",
+        ),
+    ),
     # Kokoro has no hf-inference deployment; MMS-TTS is the usual hf-inference text-to-speech model.
     "facebook/mms-tts-eng": HubModel("text-to-speech", _map("text-to-speech", hf_inference="facebook/mms-tts-eng")),
     "deepseek-ai/DeepSeek-R1": HubModel(

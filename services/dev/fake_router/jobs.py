@@ -47,7 +47,8 @@ def new_job(state: MediaState, provider: str, task: str, model: str, key: str) -
     return job
 
 
-def _job(state: MediaState, provider: str, job_id: str, not_found: Invalid) -> Job:
+def job_by_id(state: MediaState, provider: str, job_id: str, not_found: Invalid) -> Job:
+    """The job `job_id` of `provider`, or the provider's 404."""
     job = state.jobs.get(job_id)
     if job is None or job.provider != provider:
         raise Rejected(not_found(f"Request {job_id} not found"))
@@ -116,7 +117,7 @@ async def fal(request: web.Request, state: MediaState) -> web.Response:
     # Without the queue subdomain the router forwards to fal's sync host, which has no request routes.
     if not queued or not found:
         raise Rejected(_fal_error(404)(f"Path /{path} not found"))
-    job = _job(state, "fal-ai", job_id, _fal_error(404))
+    job = job_by_id(state, "fal-ai", job_id, _fal_error(404))
     if "/".join(job.model.split("/")[:2]) != app:
         raise Rejected(_fal_error(404)(f"Request {job_id} not found"))
     match request.method, action:
@@ -195,7 +196,7 @@ async def wavespeed_submit(request: web.Request, state: MediaState) -> web.Respo
 
 async def wavespeed_result(request: web.Request, state: MediaState) -> web.Response:
     """`GET /wavespeed/api/v3/predictions/<id>/result`: created, processing, then completed or failed."""
-    job = _job(state, "wavespeed", request.match_info["id"], _wavespeed_error(404))
+    job = job_by_id(state, "wavespeed", request.match_info["id"], _wavespeed_error(404))
     phase = job.poll()[0]
     status = {"queued": "created", "running": "processing"}.get(phase) or ("failed" if job.fails else "completed")
     return _wavespeed_reply(request, state, job, status)
@@ -238,7 +239,7 @@ async def together_video_submit(request: web.Request, state: MediaState) -> web.
 
 async def together_video_status(request: web.Request, state: MediaState) -> web.Response:
     """`GET /together/v2/videos/<id>`: queued, in_progress, then completed or failed."""
-    job = _job(state, "together", request.match_info["id"], openai_error(404))
+    job = job_by_id(state, "together", request.match_info["id"], openai_error(404))
     phase = job.poll()[0]
     status = {"queued": "queued", "running": "in_progress"}.get(phase) or ("failed" if job.fails else "completed")
     return _together_video(request, state, job, status)

@@ -8,6 +8,7 @@ provider's error shape. One-shot providers live in `oneshot.py`, job flows (fal,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -50,7 +51,13 @@ OUTPUT_EXTENSIONS: dict[str, files.Extension] = {
     "image-to-video": "mp4",
     "text-to-speech": "wav",
 }
-EMBEDDING_DIMS = {"intfloat/multilingual-e5-large": 1024, "BAAI/bge-base-en-v1.5": 768}
+EMBEDDING_DIMS = {
+    "intfloat/multilingual-e5-large": 1024,
+    "BAAI/bge-base-en-v1.5": 768,
+    "BAAI/bge-m3": 1024,
+    "bge-multilingual-gemma2": 3584,
+}
+"""Vector sizes by the provider's model id."""
 DEFAULT_EMBEDDING_DIMS = 384
 
 Phase = Literal["queued", "running", "done"]
@@ -252,6 +259,13 @@ def embedding(text: str, dims: int, *, normalize: bool = True) -> list[float]:
     vector = [rng.uniform(-1.0, 1.0) for _ in range(dims)]
     norm = math.sqrt(sum(x * x for x in vector))
     return [x / norm for x in vector] if normalize else vector
+
+
+async def embed_latency(state: MediaState) -> None:
+    """The router's fixed cost of one feature-extraction call (`FakeRouter.embed_latency_s`), once per call."""
+    delay: float = getattr(state, "embed_latency_s", 0.0)
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def texts_field(body: dict[str, Any], key: str, invalid: Invalid) -> str | list[str]:

@@ -1,4 +1,4 @@
-"""Providers that answer in one call: hf-inference, Together images and embeddings, nscale, Novita, Replicate.
+"""Providers that answer in one call: hf-inference, Together images, nscale, Novita text-to-video, Replicate.
 
 Replicate belongs here because the clients never poll it: `Prefer: wait` holds the call until the prediction is
 done, and a prediction that is not (`replicate_ready = False`) comes back with `output: null` (reference §8.2).
@@ -6,7 +6,6 @@ done, and a prediction that is not (`replicate_ready = False`) comes back with `
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 import uuid
@@ -26,6 +25,7 @@ from .media import (
     Rejected,
     bind,
     decoded_b64,
+    embed_latency,
     embedding,
     guarded,
     is_image,
@@ -41,14 +41,6 @@ from .media import (
     texts_field,
     transcript,
 )
-
-
-async def _embed_latency(state: MediaState) -> None:
-    """The router's fixed cost of one feature-extraction call (`FakeRouter.embed_latency_s`), once per call."""
-    delay: float = getattr(state, "embed_latency_s", 0.0)
-    if delay > 0:
-        await asyncio.sleep(delay)
-
 
 # --- hf-inference --------------------------------------------------------------------------------------------
 
@@ -98,14 +90,14 @@ async def hf_inference_pipeline(request: web.Request, state: MediaState) -> web.
         raise Rejected(_hf_error(400)(f"Model {model} does not support pipeline {pipeline}"))
     body = await json_object(request, _hf_error(400))
     inputs = texts_field(body, "inputs", _hf_error(400))
-    await _embed_latency(state)
+    await embed_latency(state)
     dims, normalize = EMBEDDING_DIMS.get(model, DEFAULT_EMBEDDING_DIMS), body.get("normalize") is not False
     if isinstance(inputs, str):
         return json_response(200, embedding(inputs, dims, normalize=normalize))
     return json_response(200, [embedding(text, dims, normalize=normalize) for text in inputs])
 
 
-# --- together (images, embeddings), nscale, novita -----------------------------------------------------------
+# --- together (images), nscale, novita -----------------------------------------------------------
 
 
 async def together_images(request: web.Request, state: MediaState) -> web.Response:
@@ -135,21 +127,6 @@ async def together_images(request: web.Request, state: MediaState) -> web.Respon
         case other:
             raise Rejected(openai_error(400)(f"`response_format` {other!r} is not one of base64, url"))
     return json_response(200, {"id": uuid.uuid4().hex, "model": model, "object": "list", "data": [item]})
-
-
-async def together_embeddings(request: web.Request, state: MediaState) -> web.Response:
-    """`POST /together/v1/embeddings`: OpenAI-style `data[].embedding`."""
-    body = await json_object(request, openai_error(400))
-    model = text_field(body, "model", openai_error(400))
-    if mapped(state, "together", model, openai_error(404)).task != "feature-extraction":
-        raise Rejected(openai_error(400)(f"{model} is not an embedding model"))
-    inputs = texts_field(body, "input", openai_error(400))
-    await _embed_latency(state)
-    texts = [inputs] if isinstance(inputs, str) else inputs
-    dims = EMBEDDING_DIMS.get(model, DEFAULT_EMBEDDING_DIMS)
-    data = [{"object": "embedding", "index": i, "embedding": embedding(text, dims)} for i, text in enumerate(texts)]
-    usage = {"prompt_tokens": sum(len(t.split()) for t in texts), "total_tokens": sum(len(t.split()) for t in texts)}
-    return json_response(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
 
 async def nscale_images(request: web.Request, state: MediaState) -> web.Response:
@@ -214,6 +191,8 @@ async def replicate(request: web.Request, state: MediaState) -> web.Response:
     if task == "automatic-speech-recognition":
         media_field(inputs.get("audio"), "input.audio", _replicate_error(422))
         key = ""
+    elif task == "text-to-speech":
+        key = files.media_key(text_field(inputs, "text", _replicate_error(422)))
     else:
         key = prompt_key(
             task, inputs, _replicate_error(422), image_key="input_image" if "input_image" in inputs else "image"
@@ -277,7 +256,6 @@ def add_routes(app: web.Application, state: MediaState) -> None:
         f"/hf-inference/models/{model}/pipeline/{{pipeline}}", guarded(state, bind(state, hf_inference_pipeline))
     )
     app.router.add_post("/together/v1/images/generations", guarded(state, bind(state, together_images)))
-    app.router.add_post("/together/v1/embeddings", guarded(state, bind(state, together_embeddings)))
     app.router.add_post("/nscale/v1/images/generations", guarded(state, bind(state, nscale_images)))
     app.router.add_post("/novita/v3/hf/{model:.+}", guarded(state, bind(state, novita_video)))
     replicate_route = guarded(state, bind(state, replicate))

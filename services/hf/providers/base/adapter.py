@@ -6,9 +6,9 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
-from ._errors import ProviderReplyInvalid, UnsupportedInput
-from ._media import downloaded_media
-from ._types import HttpCall, HttpReply, JobStatus, Pending, Provider, Purpose, Step, Task, TaskInput
+from .errors import ProviderReplyInvalid, UnsupportedInput
+from .media import downloaded_media
+from .types import HttpCall, HttpReply, JobStatus, Pending, Provider, Purpose, Step, Task, TaskInput
 
 T = TypeVar("T")
 
@@ -45,6 +45,10 @@ class TaskAdapter:
     provider: ClassVar[Provider]
     task: ClassVar[Task]
     poll_interval_s: ClassVar[float] = 0.5
+    also_serves: ClassVar[frozenset[str]] = frozenset()
+    """Hub mapping tasks besides `task` whose models this adapter runs (the Hub files some under a sibling task)."""
+    wire: ClassVar[str] = ""
+    """How the row talks to the provider, in a few words; the README's provider table is generated from it."""
 
     def prepare(self, inp: TaskInput, base_url: str) -> HttpCall:
         """The submit call. Not overridden."""

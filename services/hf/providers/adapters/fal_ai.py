@@ -7,10 +7,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ._media import bare_type, data_url, fetch_output, media_bytes, media_ref
-from ._types import HttpCall, HttpReply, JobStatus, Step, TaskInput, Transcript
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from ..base.media import bare_type, data_url, fetch_output, media_bytes, media_ref
+from ..base.types import HttpCall, HttpReply, JobStatus, Step, TaskInput, Transcript
 
 _QUEUE = "?_subdomain=queue"
 
@@ -50,6 +50,7 @@ class FalTask(TaskAdapter):
 
     provider = "fal-ai"
     output_key: ClassVar[Literal["images", "video", "audio"]] = "images"
+    wire = "sync JSON + CDN"
 
     def _route(self, inp: TaskInput) -> str:
         # The path is fal's app id from the mapping, hence `/fal-ai/fal-ai/...`.
@@ -69,6 +70,8 @@ class FalTask(TaskAdapter):
 
 class FalQueueTask(FalTask):
     """fal queue: submit, poll `<response_url path>/status`, fetch `<response_url path>`, download."""
+
+    wire = "queue"
 
     def _route(self, inp: TaskInput) -> str:
         return f"/{inp.provider_model}{_QUEUE}"
@@ -173,6 +176,7 @@ class _Transcript(msgspec.Struct):
 
 class FalSpeechRecognition(FalTask):
     task = "automatic-speech-recognition"
+    wire = "sync, data-URL type rules"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         payload: dict[str, Any] = {"audio_url": self._audio_url(inp)}

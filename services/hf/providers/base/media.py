@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from services.media_types import sniff
 
-from ._errors import ProviderReplyInvalid, UnsupportedInput
-from ._types import Download, HttpCall, HttpReply, Media, Task, TaskInput
+from .errors import ProviderReplyInvalid, UnsupportedInput
+from .types import Download, HttpCall, HttpReply, Media, Task, TaskInput
 
 # Python labels image bytes of unknown type image/jpeg, even PNG bytes (reference §9.2).
 DEFAULT_IMAGE_TYPE = "image/jpeg"

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
-from ._errors import ProviderReplyInvalid, UnsupportedInput
-from ._media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
-from ._types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
+from ..base.errors import ProviderReplyInvalid, UnsupportedInput
+from ..base.media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
+from ..base.types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
 
 
 class HfInferenceTask(TaskAdapter):
@@ -25,6 +25,7 @@ class HfInferenceTask(TaskAdapter):
 
 class HfInferenceFeatureExtraction(HfInferenceTask):
     task = "feature-extraction"
+    wire = "`/pipeline/feature-extraction`"
 
     def _route(self, inp: TaskInput) -> str:
         # Without the pipeline suffix a sentence-transformers repo runs sentence-similarity (reference §6).
@@ -70,6 +71,7 @@ class _ImageJson(msgspec.Struct):
 
 class HfInferenceTextToImage(HfInferenceTask):
     task = "text-to-image"
+    wire = "raw bytes"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         payload: dict[str, Any] = {"inputs": require(inp.prompt, "prompt", self.provider, self.task)}
@@ -109,6 +111,7 @@ class _MediaInputTask(HfInferenceTask):
 
 class HfInferenceImageToImage(_MediaInputTask):
     task = "image-to-image"
+    wire = "raw bytes / base64 JSON"
 
     def _parameters(self, inp: TaskInput) -> dict[str, Any]:
         params = size_to(hf_params(inp), "target_size")
@@ -127,6 +130,7 @@ class _AsrReply(msgspec.Struct):
 
 class HfInferenceSpeechRecognition(_MediaInputTask):
     task = "automatic-speech-recognition"
+    wire = "raw audio"
 
     def _parameters(self, inp: TaskInput) -> dict[str, Any]:
         # Not in the reference: parameters are pipeline kwargs, and whisper takes its language via generate_kwargs.
@@ -140,6 +144,7 @@ class HfInferenceSpeechRecognition(_MediaInputTask):
 
 class HfInferenceTextToSpeech(HfInferenceTask):
     task = "text-to-speech"
+    wire = "raw bytes"
 
     def _payload(self, inp: TaskInput) -> dict[str, Any]:
         if inp.voice is not None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import TaskAdapter, hf_params, require, with_options
-from ._errors import ProviderReplyInvalid
-from ._media import decode_b64, media_type_of
-from ._types import HttpReply, Media, Step, TaskInput
+from ..base.adapter import TaskAdapter, hf_params, require, with_options
+from ..base.errors import ProviderReplyInvalid
+from ..base.media import decode_b64, media_type_of
+from ..base.types import HttpReply, Media, Step, TaskInput
 
 
 class _B64Image(msgspec.Struct):
@@ -23,6 +23,7 @@ class _Images(msgspec.Struct):
 class NscaleTextToImage(TaskAdapter):
     provider = "nscale"
     task = "text-to-image"
+    wire = "b64 JSON"
 
     def _route(self, inp: TaskInput) -> str:
         return "/v1/images/generations"

@@ -1,16 +1,17 @@
-"""together: OpenAI-style images and embeddings, and `/v2/videos` jobs polled by id (reference §8.4)."""
+"""together: OpenAI-style images, embeddings, speech and transcriptions; `/v2/videos` jobs polled by id (§8.4)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import msgspec
 
-from ._common import TaskAdapter, hf_params, require, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ._media import decode_b64, fetch_output, media_ref, media_type_of
-from ._types import HttpReply, JobStatus, Media, Step, TaskInput, Vectors
+from ..base.adapter import TaskAdapter, hf_params, require, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
+from ..base.media import decode_b64, fetch_output, media_ref, media_type_of
+from ..base.multipart import FilePart
+from ..base.openai_style import OpenAIEmbeddings, OpenAISpeech, OpenAITranscription
+from ..base.types import HttpReply, JobStatus, Media, Step, TaskInput
 
 # The client source caps Together's inline input_image at about 60 KB; past that, host the image (§9.3).
 INLINE_IMAGE_LIMIT = 60 * 1024
@@ -27,36 +28,34 @@ class TogetherTask(TaskAdapter):
     provider = "together"
 
 
-class _Embedding(msgspec.Struct):
-    embedding: list[float]
-    index: int = 0
-
-
-class _Embeddings(msgspec.Struct):
-    data: list[_Embedding]
-
-
-def _unit(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm else vector
-
-
-class TogetherFeatureExtraction(TogetherTask):
-    task = "feature-extraction"
+class TogetherFeatureExtraction(OpenAIEmbeddings):
+    provider = "together"
 
     def _route(self, inp: TaskInput) -> str:
         return "/v1/embeddings"
 
-    def _payload(self, inp: TaskInput) -> dict[str, Any]:
-        # normalize/truncate are TEI options the OpenAI-style API does not take; normalize is applied on parse.
-        return {**with_options({"input": inp.texts or []}, inp), "model": inp.provider_model}
 
-    def _parse_output(self, inp: TaskInput, reply: HttpReply) -> Step:
-        found = self._decode(reply, _Embeddings)
-        vectors = [item.embedding for item in sorted(found.data, key=lambda item: item.index)]
-        if len(vectors) != len(inp.texts or []):
-            raise ProviderReplyInvalid(f"together returned {len(vectors)} vectors for {len(inp.texts or [])} inputs")
-        return Vectors([_unit(v) for v in vectors] if inp.normalize else vectors)
+class TogetherTextToSpeech(OpenAISpeech):
+    # huggingface_hub 2.4.0 (newer than JS 4.13.30) sends a voice only when given; the JS client defaults
+    # Kokoro models to "af_alloy". Together refuses a missing voice with a clear error either way.
+    provider = "together"
+
+    def _route(self, inp: TaskInput) -> str:
+        return "/v1/audio/speech"
+
+
+class TogetherSpeechRecognition(OpenAITranscription):
+    """JS only (@huggingface/inference 4.13.30, `TogetherAutomaticSpeechRecognitionTask`)."""
+
+    provider = "together"
+    wire = "OpenAI transcriptions, multipart (JS only)"
+
+    def _route(self, inp: TaskInput) -> str:
+        return "/v1/audio/transcriptions"
+
+    def _file(self, inp: TaskInput) -> FilePart | str:
+        # Together also takes a public https URL as the `file` field, which the JS client sends as is.
+        return inp.media_url if inp.media_url is not None else super()._file(inp)
 
 
 class _B64Image(msgspec.Struct):
@@ -68,6 +67,8 @@ class _Images(msgspec.Struct):
 
 
 class _TogetherImageTask(TogetherTask):
+    wire = "b64 JSON"
+
     def _route(self, inp: TaskInput) -> str:
         return "/v1/images/generations"
 
@@ -93,6 +94,7 @@ class TogetherTextToImage(_TogetherImageTask):
 
 class TogetherImageToImage(_TogetherImageTask):
     task = "image-to-image"
+    wire = "b64 JSON (kontext rule)"
 
     def _image_fields(self, inp: TaskInput) -> dict[str, Any]:
         image = media_ref(inp)
@@ -115,6 +117,7 @@ class _VideoJob(msgspec.Struct):
 
 
 class _TogetherVideoTask(TogetherTask):
+    wire = "`/v2/videos` polling"
     poll_interval_s = 2.0
 
     def _route(self, inp: TaskInput) -> str:

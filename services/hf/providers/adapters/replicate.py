@@ -6,10 +6,10 @@ from typing import Any
 
 import msgspec
 
-from ._common import Chunk, TaskAdapter, hf_params, require, segments, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid
-from ._media import fetch_output, media_ref
-from ._types import Download, HttpReply, Step, TaskInput, Transcript
+from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid
+from ..base.media import fetch_output, media_ref
+from ..base.types import Download, HttpReply, Step, TaskInput, Transcript
 
 _FAILED = frozenset({"failed", "canceled", "aborted"})
 
@@ -35,6 +35,7 @@ def _first_url(output: Any) -> str | None:
 
 class ReplicateTask(TaskAdapter):
     provider = "replicate"
+    wire = "`Prefer: wait`"
 
     def _route(self, inp: TaskInput) -> str:
         # A pinned version (`owner/model:hash`) has no models route; the hash goes in the body instead.
@@ -80,6 +81,18 @@ class ReplicateTextToImage(ReplicateTask):
 
 class ReplicateTextToVideo(ReplicateTask):
     task = "text-to-video"
+    wire = "`Prefer: wait` (versioned ids)"
+
+
+class ReplicateTextToSpeech(ReplicateTask):
+    # Both clients build the text-to-image input and rename `prompt` to `text`; the output is the audio's URL.
+    task = "text-to-speech"
+
+    def _input(self, inp: TaskInput) -> dict[str, Any]:
+        found: dict[str, Any] = {"text": require(inp.text, "text", self.provider, self.task)}
+        if inp.voice is not None:
+            found["voice"] = inp.voice
+        return found
 
 
 class ReplicateImageToImage(ReplicateTask):

@@ -22,7 +22,18 @@ Task = Literal[
 
 TASKS: tuple[Task, ...] = get_args(Task)
 
-Provider = Literal["fal-ai", "hf-inference", "novita", "nscale", "replicate", "together", "wavespeed"]
+Provider = Literal[
+    "deepinfra",
+    "fal-ai",
+    "hf-inference",
+    "novita",
+    "nscale",
+    "replicate",
+    "scaleway",
+    "together",
+    "wavespeed",
+    "zai-org",
+]
 """Router provider names, as they appear in `/<provider>/...` routes and in the Hub mapping."""
 
 PROVIDER_NAMES: tuple[Provider, ...] = get_args(Provider)

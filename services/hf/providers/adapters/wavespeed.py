@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ._common import TaskAdapter, hf_params, require, with_options
-from ._errors import ProviderJobFailed, ProviderReplyInvalid
-from ._media import fetch_output, media_ref
-from ._types import HttpReply, Step, TaskInput
+from ..base.adapter import TaskAdapter, hf_params, require, with_options
+from ..base.errors import ProviderJobFailed, ProviderReplyInvalid
+from ..base.media import fetch_output, media_ref
+from ..base.types import HttpReply, Step, TaskInput
 
 
 class _Urls(msgspec.Struct):
@@ -33,6 +33,7 @@ class _Envelope(msgspec.Struct):
 
 class WavespeedTask(TaskAdapter):
     provider = "wavespeed"
+    wire = "task polling"
 
     def _route(self, inp: TaskInput) -> str:
         return f"/api/v3/{inp.provider_model}"
