@@ -111,3 +111,15 @@ class ReplyPolicy:
         if not any(matches(pattern, subject) for pattern in self.patterns):
             return f"it matches none of {', '.join(self.patterns)} (HFBUS_REPLY_SUBJECTS)"
         return None
+
+    def check(self, reply: str | None, reply_to: str | None, tag: Tag, request_id: str) -> str | None:
+        """The error message for a request whose NATS reply subject or `reply_to` is refused, or None.
+
+        Both are checked even when only one would be used: a request naming a hostile subject anywhere is
+        answered on its own output subject only.
+        """
+        for field, subject in (("reply subject", reply), ("reply_to", reply_to)):
+            if subject and (why := self.refusal(subject, tag, request_id)) is not None:
+                shown = subject if len(subject) <= 80 else subject[:80] + "..."
+                return f"{field} {shown!r} is not an allowed reply subject: {why}"
+        return None
