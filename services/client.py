@@ -165,13 +165,16 @@ class Stream(Generic[R]):
                     return kept
                 continue
             try:
-                return JSON_CODEC.decode(msg.data, self._output_type)
+                output = JSON_CODEC.decode(msg.data, self._output_type)
             except msgspec.ValidationError:
                 if _is_publish_ack(msg.data):
                     # A core-mode client against a deployment whose stream stores the request: JetStream
                     # acknowledges to the reply inbox, and the answer follows through `reply_to`.
                     continue
                 raise
+            if output.id != self.id:
+                continue  # not this request's: whoever sent it, it must not end or feed this stream
+            return output
 
     async def result(self) -> R:
         """Run to the end; the result, or `RequestFailed` carrying the error."""
@@ -321,7 +324,12 @@ class HfBus:
         if request_seq is not None and answered_request_seq(kept.headers) != request_seq:
             return None
         # Kept as it went out: in the encoding its request was sent in.
-        return codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])
+        try:
+            output = codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])
+        except msgspec.DecodeError:
+            return None
+        # Only the final of the request asked about: anything else on that subject was not written for it.
+        return output if output.id == request_id else None
 
     async def download(self, ref: MediaRef) -> bytes:
         """A result's media bytes (inline or from the object store), checked against its sha256."""
