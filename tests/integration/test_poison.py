@@ -158,8 +158,9 @@ async def test_two_deliveries_running_at_once_answer_the_request_once(
 
     monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, overlapping))
     monkeypatch.setattr(TagRunner, "_heartbeat", no_heartbeat)
-    settings = replace(settings, mode="durable", ack_wait_s=1.0)
     inboxes = "_INBOX_SPIED"
+    # A custom inbox prefix is a reply subject only once the operator allows it.
+    settings = replace(settings, mode="durable", ack_wait_s=1.0, reply_subjects=(f"{inboxes}.>",))
     seen: list[Any] = []
 
     async def spy(msg: Msg) -> None:
