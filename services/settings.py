@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from schemas import Subjects, Tag
+from services.reply_policy import ReplyPolicy, parse_patterns
 
 Mode = Literal["core", "durable"]
 
@@ -126,6 +127,8 @@ class Settings:
     media_ttl_s: float = 24 * 3600.0
     media_allow_hosts: frozenset[str] = frozenset()
     """Hosts exempt from the https/public-address rule for media URLs (the offline router, tests)."""
+    reply_subjects: tuple[str, ...] = ()
+    """NATS wildcards a request's reply subject must match (HFBUS_REPLY_SUBJECTS); empty means the defaults."""
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     """One JSON object per line (the default, for log pipelines) or plain text."""
@@ -142,6 +145,10 @@ class Settings:
         if self.concurrency is not None:
             return self.concurrency
         return STREAMING_CONCURRENCY if tag in STREAMING_TAGS else HEAVY_CONCURRENCY
+
+    @property
+    def reply_policy(self) -> ReplyPolicy:
+        return ReplyPolicy.of(self.prefix, self.reply_subjects)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -207,6 +214,7 @@ class Settings:
             media_allow_hosts=frozenset(
                 h.strip() for h in env.get("HFBUS_MEDIA_ALLOW_HOSTS", "").split(",") if h.strip()
             ),
+            reply_subjects=reader.reply_subjects("HFBUS_REPLY_SUBJECTS"),
             log_level=reader.text("HFBUS_LOG_LEVEL", defaults.log_level).upper(),
             log_format="text" if reader.text("HFBUS_LOG_FORMAT", defaults.log_format) == "text" else "json",
         )
@@ -254,6 +262,15 @@ class _EnvReader:
     def tags(self, name: str, default: tuple[Tag, ...]) -> tuple[Tag, ...]:
         raw = self._env.get(name)
         return parse_tags(raw) if raw else default
+
+    def reply_subjects(self, name: str) -> tuple[str, ...]:
+        raw = self._env.get(name)
+        if not raw:
+            return ()
+        try:
+            return parse_patterns(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
 
     def hf_token(self) -> Secret | None:
         """HUGGINGFACE_API_KEY, then HF_TOKEN (huggingface_hub's name), then a secret file."""

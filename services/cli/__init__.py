@@ -32,13 +32,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging(settings.log_level, settings.log_format)
     except ValueError as err:
         parser.exit(2, f"hfbus: {err}\n")
-    from services.client import BusTimeout, BusUnreachable
+    from services.client import BusTimeout, BusUnreachable, NoConsumer
 
     try:
         args.command(args, settings)
     except KeyboardInterrupt:
         pass
-    except (BusUnreachable, BusTimeout) as err:
+    except (BusUnreachable, BusTimeout, NoConsumer) as err:
         # A person at a terminal: the reason in one line, not a traceback.
         sys.stderr.write(f"hfbus: {err}\n")
         sys.exit(1)

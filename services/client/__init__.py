@@ -10,6 +10,7 @@ from services.client.stream import (
     BusUnreachable,
     ChatStream,
     Mode,
+    NoConsumer,
     RequestFailed,
     Stream,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "ChatStream",
     "HfBus",
     "Mode",
+    "NoConsumer",
     "RequestFailed",
     "Stream",
     "media_input",

@@ -211,7 +211,12 @@ class HfBus:
         if request_seq is not None and answered_request_seq(kept.headers) != request_seq:
             return None
         # Kept as it went out: in the encoding its request was sent in.
-        return codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])
+        try:
+            output = codec_for(kept.headers).decode(kept.data or b"", OUTPUTS[tag])
+        except msgspec.DecodeError:
+            return None
+        # Only the final of the request asked about: anything else on that subject was not written for it.
+        return output if output.id == request_id else None
 
     async def download(self, ref: MediaRef) -> bytes:
         """A result's media bytes (inline or from the object store), checked against its sha256."""

@@ -53,6 +53,10 @@ class BusUnreachable(ConnectionError):
     """No NATS server of the given URL answered within the connect wait."""
 
 
+class NoConsumer(ConnectionError):
+    """Core mode: nothing subscribes to the request's subject, so no consumer of its tag is running."""
+
+
 class RequestFailed(RuntimeError):
     """The request ended with an `error` output; `.error` has its code, message and upstream status."""
 
@@ -148,14 +152,20 @@ class Stream(Generic[R]):
                 if kept is not None:
                     return kept
                 continue
+            if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+                # The server's "no responders": nobody subscribes to the request subject (core mode).
+                raise NoConsumer(f"no consumer serves {self._bus.subjects.request(self._tag)} (is `hfbus run` up?)")
             try:
-                return JSON_CODEC.decode(msg.data, self._output_type)
+                output = JSON_CODEC.decode(msg.data, self._output_type)
             except msgspec.ValidationError:
                 if _is_publish_ack(msg.data):
                     # A core-mode client against a deployment whose stream stores the request: JetStream
                     # acknowledges to the reply inbox, and the answer follows through `reply_to`.
                     continue
                 raise
+            if output.id != self.id:
+                continue  # not this request's: whoever sent it, it must not end or feed this stream
+            return output
 
     async def result(self) -> R:
         """Run to the end; the result, or `RequestFailed` carrying the error."""

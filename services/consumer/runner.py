@@ -96,6 +96,7 @@ class TagRunner:
         self.limits = Limits(max_messages=settings.max_messages, max_tokens=settings.max_tokens)
         self.counters = Counters()
         self.finals = KeptFinals(nc, settings)
+        self.replies = settings.reply_policy
         self.nc = nc
         self.scope = TagScope(nc, tag, self.limits, self.finals, deps)
         self._spec = spec
@@ -184,7 +185,10 @@ class TagRunner:
             pass  # nothing usable: the error goes to the `invalid` out subject (or the NATS reply)
         request_id = envelope.id if isinstance(envelope.id, str) and _is_request_id(envelope.id) else ""
         reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
-        return request_id, reply or reply_to or self.settings.subjects.out(self.tag, request_id or "invalid")
+        own = self.settings.subjects.out(self.tag, request_id or "invalid")
+        if self.replies.check(reply, reply_to, self.tag, request_id) is not None:
+            return request_id, own  # never publish where the request's sender may not: see services/reply_policy.py
+        return request_id, reply or reply_to or own
 
     async def _reject(
         self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
@@ -196,7 +200,7 @@ class TagRunner:
         outputs = Outputs(self.scope, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self.deps.metrics.started(self.tag)
-        await outputs.error(err, core_request=delivery.reply is not None)
+        await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
         self.deps.metrics.finished(request_record(outputs, self.tag, None))
         await delivery.term()
 
@@ -269,6 +273,10 @@ class TagRunner:
             await self._reject(delivery, codec, err, trace_headers)
             return
         request_id: str = request.id
+        if (refused := self.replies.check(delivery.reply, request.reply_to, self.tag, request_id)) is not None:
+            # Before anything else: not run, not billed, one error on the request's own output subject.
+            await self._reject(delivery, codec, InvalidRequest(refused), trace_headers)
+            return
         subject = delivery.reply or request.reply_to or self.settings.subjects.out(self.tag, request_id)
         attempt = delivery.attempt
         if attempt > 1:

@@ -360,9 +360,48 @@ def invalid_base64(draw: st.DrawFn, tag: Tag) -> Case:
     return case.labelled("base64", f"{data!r} {case.detail}")
 
 
-def hostile(tag: Tag, limit: int) -> st.SearchStrategy[Case]:
+def hostile_reply_subjects(prefix: str) -> list[str]:
+    """`reply_to` values the consumer must refuse: server APIs, its own internal subjects, malformed ones."""
+    return [
+        "$JS.API.STREAM.INFO.HFBUS",
+        "$JS.API.STREAM.PURGE.HFBUS",
+        "$KV.bucket.key",
+        "$O.hfbus-media.C.chunk",
+        "$SYS.REQ.SERVER.PING",
+        f"{prefix}.chat",
+        f"{prefix}.models",
+        f"{prefix}.cancel.fuzz-other",
+        f"{prefix}.final.chat.fuzz-other",
+        f"{prefix}.dead.chat",
+        f"{prefix}.out.chat.fuzz-other",
+        "elsewhere.reply",
+        "_INBOX..x",
+        "_INBOX.a b",
+        "_INBOX.a\nb",
+        "_INBOX.*",
+        "_INBOX.>",
+        ".",
+    ]
+
+
+@st.composite
+def reply_subjects(draw: st.DrawFn, tag: Tag, prefix: str) -> Case:
+    """The base request with `reply_to` hostile, malformed, random, or a well-formed inbox."""
+    reply_to = draw(
+        st.one_of(
+            st.sampled_from(hostile_reply_subjects(prefix)),
+            st.text(max_size=40),
+            st.text(max_size=20).map(lambda t: f"_INBOX.{t}"),
+        )
+    )
+    case = encode(set_path(draw(bases(tag)), ("reply_to",), reply_to), draw(plain_wires))
+    return case.labelled("reply", f"{reply_to!r} {case.detail}")
+
+
+def hostile(tag: Tag, limit: int, prefix: str = "ai") -> st.SearchStrategy[Case]:
     """Every kind of hostile message for `tag`, mixed."""
     kinds = [
+        reply_subjects(tag, prefix),
         random_bytes(),
         random_values(),
         wrong_types(tag),
@@ -378,7 +417,7 @@ def hostile(tag: Tag, limit: int) -> st.SearchStrategy[Case]:
     return st.one_of(kinds)
 
 
-def corpus(tag: Tag, limit: int, max_payload: int) -> list[Case]:
+def corpus(tag: Tag, limit: int, max_payload: int, prefix: str = "ai") -> list[Case]:
     """Fixed cases sent on every run, so each kind is covered whatever the random draw was."""
     raw: list[tuple[str, bytes, dict[str, str] | None]] = [
         ("empty", b"", None),
@@ -404,6 +443,9 @@ def corpus(tag: Tag, limit: int, max_payload: int) -> list[Case]:
         cases.append(case.labelled("corpus", f"{DEEP} arrays as the id {wire}"))
         cases.append(Case("corpus", _padded(tag, wire, limit), headers, f"exactly the limit {wire}"))
         cases.append(Case("corpus", _padded(tag, wire, limit + 1), headers, f"one byte over the limit {wire}"))
+    for reply_to in hostile_reply_subjects(prefix):
+        case = encode(set_path(base_request(tag, "fuzz-reply"), ("reply_to",), reply_to), "json")
+        cases.append(case.labelled("corpus", f"reply_to {reply_to!r}"))
     if tag in MEDIA_FIELD:
         for text in BAD_BASE64:
             media = {"data": text, "content_type": "image/png"}

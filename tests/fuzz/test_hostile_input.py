@@ -9,6 +9,7 @@ case over the server's max payload is refused by NATS at publish. Run with `-s` 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -28,6 +29,7 @@ from nats.errors import MaxPayloadError
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Progress, Result, Tag
 from schemas.codec import codec_for
+from schemas.common import REQUEST_ID_MAX, REQUEST_ID_PATTERN
 from schemas.subjects import CONTENT_TYPE, MSGPACK
 from services.consumer.app import App
 from services.dev.fake_router import FakeRouter
@@ -120,6 +122,9 @@ class Verdict:
     expect: Expect
     request_id: str | None = None
     """The id of a request that decodes, to cancel it by."""
+    where: str | None = None
+    """Where its one error goes when that is not the NATS reply: a refused `reply_to` sends it to the request's
+    own output subject."""
 
 
 class _Envelope(msgspec.Struct):
@@ -134,6 +139,7 @@ def _decoders(type_: Any) -> dict[bool, Callable[[bytes], Any]]:
 
 
 _ENVELOPE = _decoders(_Envelope)
+REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class Oracle:
@@ -142,6 +148,8 @@ class Oracle:
     def __init__(self, tag: Tag, settings: Settings, max_payload: int) -> None:
         self._decoders = _decoders(HANDLERS[tag].request_type)
         self._settings = settings
+        self._tag = tag
+        self._policy = settings.reply_policy
         self._limit = settings.max_request_bytes
         self._max_payload = max_payload
 
@@ -156,10 +164,26 @@ class Oracle:
                 except msgspec.DecodeError:
                     pass
                 else:
+                    if self._policy.check(None, request.reply_to, self._tag, request.id) is not None:
+                        return Verdict(Expect.INVALID, where=self._settings.subjects.out(self._tag, request.id))
                     return Verdict(Expect.VALID, request.id)
         except tuple(DECODE_CRASHES):
             pass  # what once crashed the consumer must now be one invalid_request like any other
-        return Verdict(Expect.INVALID)
+        return Verdict(Expect.INVALID, where=self._where_rejected(case.payload, is_msgpack))
+
+    def _where_rejected(self, payload: bytes, is_msgpack: bool) -> str | None:
+        """As services/consumer/runner.py addresses an undecodable request: its own output subject if its `reply_to`
+        is refused, else the NATS reply."""
+        try:
+            envelope = _ENVELOPE[is_msgpack](payload)
+        except (msgspec.DecodeError, *DECODE_CRASHES):
+            return None
+        request_id = envelope.id if isinstance(envelope.id, str) and REQUEST_ID.fullmatch(envelope.id) else ""
+        request_id = request_id if len(request_id) <= REQUEST_ID_MAX else ""
+        reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) else None
+        if self._policy.check(None, reply_to, self._tag, request_id) is None:
+            return None
+        return self._settings.subjects.out(self._tag, request_id or "invalid")
 
 
 @dataclass
@@ -208,14 +232,14 @@ def print_totals() -> Iterator[None]:
         )
 
 
-def cases(tag: Tag, max_payload: int) -> Iterator[Case]:
+def cases(tag: Tag, max_payload: int, prefix: str) -> Iterator[Case]:
     """The corpus, then `EXAMPLES` drawn cases, drawn a batch at a time as the previous batch is used."""
-    yield from corpus(tag, LIMIT, max_payload)
+    yield from corpus(tag, LIMIT, max_payload, prefix)
     for done in range(0, EXAMPLES, BATCH):
-        yield from draw_cases(tag, min(BATCH, EXAMPLES - done))
+        yield from draw_cases(tag, min(BATCH, EXAMPLES - done), prefix)
 
 
-def draw_cases(tag: Tag, count: int) -> list[Case]:
+def draw_cases(tag: Tag, count: int, prefix: str) -> list[Case]:
     """`count` cases from the hostile strategy; hypothesis only generates here, the checks run over NATS."""
     drawn: list[Case] = []
 
@@ -235,7 +259,7 @@ def draw_cases(tag: Tag, count: int) -> list[Case]:
             HealthCheck.filter_too_much,
         ],
     )
-    @given(hostile(tag, LIMIT))
+    @given(hostile(tag, LIMIT, prefix))
     def collect(case: Case) -> None:
         drawn.append(case)
 
@@ -249,6 +273,8 @@ class Replies:
     def __init__(self, nc: NATS, inbox: str) -> None:
         self.nc = nc
         self._inbox = inbox
+        self._routes: dict[str, str] = {}
+        """Output subjects a case's error is expected on instead of its reply subject, to the case's key."""
         self.received: dict[str, list[Any]] = {}
         self._finished: dict[str, anyio.Event] = {}
 
@@ -258,14 +284,21 @@ class Replies:
         replies = cls(nc, nc.new_inbox())
         # The callback only files each output; nats-py runs it for one message at a time, in arrival order.
         subscription = await nc.subscribe(f"{replies._inbox}.*", cb=replies._file)
+        # Errors of refused reply subjects go to `<prefix>.out.<tag>.<id>`; any prefix, so one test's consumers are
+        # all seen (each test has a prefix of its own).
+        rerouted = await nc.subscribe("*.out.*.*", cb=replies._file)
         try:
             yield replies
         finally:
             await subscription.unsubscribe()
+            await rerouted.unsubscribe()
 
-    async def ask(self, subject: str, case: Case, key: str, *, within: float) -> bool:
-        """Publish `case` and wait until `key` got a final output (True) or `within` seconds passed (False)."""
+    async def ask(self, subject: str, case: Case, key: str, *, within: float, where: str | None = None) -> bool:
+        """Publish `case` and wait until `key` got a final output (True) or `within` seconds passed (False); `where`
+        is the subject its outputs are expected on when not its reply subject."""
         self.received[key] = []
+        if where is not None:
+            self._routes[where] = key
         self._finished[key] = anyio.Event()
         await self.nc.publish(subject, case.payload, reply=f"{self._inbox}.{key}", headers=case.headers)
         return await self.wait(key, within=within)
@@ -277,7 +310,9 @@ class Replies:
         return self._finished[key].is_set()
 
     async def _file(self, msg: Msg) -> None:
-        key = msg.subject.rsplit(".", 1)[-1]
+        key = msg.subject.rsplit(".", 1)[-1] if msg.subject.startswith(self._inbox) else self._routes.get(msg.subject)
+        if key is None:
+            key = f"unexpected on {msg.subject}"
         try:
             output: Any = codec_for(msg.headers).decode(msg.data, AnyOutput)
         except msgspec.DecodeError as exc:
@@ -355,7 +390,7 @@ async def test_every_hostile_message_gets_exactly_one_final_output_and_the_consu
     async with serving(settings, doing) as app, Replies.open(nc) as replies:
         rejected_before = app.runners[tag].counters.rejected
         async with anyio.create_task_group() as valid_ones:
-            for case in cases(tag, nc.max_payload):
+            for case in cases(tag, nc.max_payload, settings.prefix):
                 verdict = oracle.judge(case)
                 tally.count(case, verdict)
                 key = f"c{tally.tried}"
@@ -370,7 +405,7 @@ async def test_every_hostile_message_gets_exactly_one_final_output_and_the_consu
                     await window.acquire()
                     valid_ones.start_soon(ask_valid, replies, case, key, verdict.request_id)
                     continue
-                await replies.ask(subject, case, key, within=INVALID_WITHIN_S)
+                await replies.ask(subject, case, key, within=INVALID_WITHIN_S, where=verdict.where)
                 del doing[key]
 
         # The tag still serves a good request; its reply comes after every earlier output on that connection.

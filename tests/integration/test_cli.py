@@ -57,3 +57,10 @@ async def test_a_command_without_a_reachable_nats_server_says_so_in_one_line(set
     assert status != 0
     assert len(lines(stderr)) == 1, stderr
     assert "NATS" in lines(stderr)[0] and "Traceback" not in stderr
+
+
+async def test_a_command_with_no_consumer_running_says_so_in_one_line(settings: Settings) -> None:
+    status, stderr = await hfbus(settings, "chat", "hello")  # core mode: no stream, no subscriber
+
+    assert status != 0
+    assert lines(stderr) == [f"hfbus: no consumer serves {settings.prefix}.chat (is `hfbus run` up?)"]

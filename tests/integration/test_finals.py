@@ -6,10 +6,11 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import anyio
+import msgspec
 import pytest
 from nats.aio.client import Client as NATS
 
-from schemas import ChatResult, Tag
+from schemas import ChatResult, Chunk, Error, ErrorCode, Tag
 from schemas.subjects import REQUEST_SEQ
 from services.bus.finals import KeptFinals
 from services.bus.jetstream import ensure_finals_stream
@@ -126,3 +127,51 @@ async def test_without_jetstream_for_the_ack_wait_a_final_output_is_published_un
 
     assert publish is True
     assert any("publishing it unkept" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_client_takes_a_kept_final_only_for_the_id_and_request_message_it_asked_about(
+    finals: KeptFinals, nc: NATS, settings: Settings
+) -> None:
+    def result_for(request_id: str) -> bytes:
+        return msgspec.json.encode(
+            ChatResult(id=request_id, seq=0, text=f"answer of {request_id}", finish_reason="stop", model="m")
+        )
+
+    # Kept under r3's subject, but another request's answer (as a hostile reply subject once could write it).
+    assert await finals.claim(Tag.CHAT, "r3", 4, result_for("someone-else"), None)
+    assert await finals.claim(Tag.CHAT, "r4", 4, result_for("r4"), None)
+
+    async with HfBus.connect(settings.nats_url, prefix=settings.prefix, mode="durable") as bus:
+        forged = await bus.final(Tag.CHAT, "r3", request_seq=4)
+        own = await bus.final(Tag.CHAT, "r4", request_seq=4)
+        older = await bus.final(Tag.CHAT, "r4", request_seq=5)
+        unpinned = await bus.final(Tag.CHAT, "r4")
+
+    assert forged is None
+    assert isinstance(own, ChatResult) and own.text == "answer of r4"
+    assert older is None, "the final of another message with the same id is not this request's answer"
+    assert isinstance(unpinned, ChatResult) and unpinned.id == "r4"
+
+
+async def test_a_live_output_of_another_request_on_the_inbox_neither_feeds_nor_ends_the_stream(
+    settings: Settings, nc: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with HfBus.connect(settings.nats_url, prefix=settings.prefix, mode="core") as bus:
+        inbox = bus.nc.new_inbox()
+        monkeypatch.setattr(bus.nc, "new_inbox", lambda: inbox)
+        stream = bus.chat("hi", request_id="mine")
+        request = await nc.subscribe(settings.subjects.request(Tag.CHAT))
+        await nc.flush()  # the server knows the subscription before the client publishes to it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stream.result)
+            await request.next_msg(timeout=10)  # the client is listening on its inbox now
+            forged = Error(id="theirs", seq=0, code=ErrorCode.CANCELLED, message="forged", retryable=False)
+            await nc.publish(inbox, msgspec.json.encode(forged))
+            await nc.publish(inbox, msgspec.json.encode(Chunk(id="theirs", seq=0, delta="forged ")))
+            await nc.publish(inbox, msgspec.json.encode(Chunk(id="mine", seq=0, delta="real")))
+            await nc.publish(
+                inbox, msgspec.json.encode(ChatResult(id="mine", seq=1, text="real", finish_reason="stop", model="m"))
+            )
+
+    assert stream.error is None
+    assert stream.result_value is not None and stream.result_value.text == "real"

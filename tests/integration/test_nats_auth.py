@@ -259,6 +259,8 @@ def permissions_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     # value is parsed as config text: one starting with a digit would be read as a number).
     monkeypatch.setenv("HFBUS_PUBLISHER_PASSWORD", json.dumps(publisher_password))
     monkeypatch.setenv("HFBUS_CONSUMER_PASSWORD", json.dumps(consumer_password))
+    for tenant in ("ALICE", "BOB"):  # the example's tenants (tests/integration/test_tenants.py)
+        monkeypatch.setenv(f"HFBUS_{tenant}_PASSWORD", json.dumps(secrets.token_urlsafe(18)))
     store = tmp_path / "server"
     store.mkdir()
     # An include resolves relative to the including file, so the example sits beside the generated config.

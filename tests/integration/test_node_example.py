@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from nats.aio.client import Client as NATS
 
+from schemas import Tag
+from schemas.subjects import REQUEST_SEQ
+from services.bus.jetstream import ensure_finals_stream, ensure_stream
 from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Mode, Settings
 from tests.conftest import running
@@ -115,3 +120,45 @@ async def test_the_openai_sdk_for_node_streams_a_chat_through_the_gateway(
     assert done.stdout.decode().strip() == expected_text(messages, 6)
     assert "+6 tokens]" in done.stderr.decode()
     assert refused.returncode == 1 and "error 401 invalid_api_key" in refused.stderr.decode()
+
+
+async def test_the_node_example_reads_back_only_its_own_kept_final(
+    node_example: NodeExample, settings: Settings, nc: NATS
+) -> None:
+    """Durable mode with nobody serving chat: the live answer never comes, so the example reads the kept final,
+    and takes it only when its `id` and `Hfbus-Request-Seq` are those of the request it sent."""
+    settings = replace(settings, mode="durable")
+    subjects = settings.subjects
+    await ensure_stream(nc, settings)
+    await ensure_finals_stream(nc, settings)
+
+    async def run_with_kept(request_id: str, kept_id: str, seq_offset: int) -> subprocess.CompletedProcess[bytes]:
+        # Nothing else publishes into the work queue, so the example's request lands at the next sequence.
+        next_seq = (await nc.jsm().stream_info(subjects.stream)).state.last_seq + 1
+        result = {
+            "type": "result",
+            "id": kept_id,
+            "seq": 0,
+            "text": f"kept answer for {kept_id}",
+            "finish_reason": "stop",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+            "model": "org/model",
+            "provider": "kept",
+        }
+        await nc.jetstream().publish(
+            subjects.final(Tag.CHAT, request_id),
+            json.dumps(result).encode(),
+            headers={REQUEST_SEQ: str(next_seq + seq_offset)},
+        )
+        return await node_example.run(settings, "--id", request_id, "--timeout", "5", "hi")
+
+    own = await run_with_kept("node-kept-own", "node-kept-own", 0)
+    other_id = await run_with_kept("node-kept-forged", "someone-else", 0)
+    other_seq = await run_with_kept("node-kept-older", "node-kept-older", -1)
+
+    assert own.returncode == 0, own.stderr.decode()
+    assert own.stdout.decode() == "kept answer for node-kept-own\n"
+    assert "[org/model via kept;" in own.stderr.decode()
+    for refused in (other_id, other_seq):
+        assert refused.returncode == 2, refused.stderr.decode()
+        assert refused.stdout == b"" and "timeout: no output for 5s" in refused.stderr.decode()

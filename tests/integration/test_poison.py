@@ -15,9 +15,9 @@ from nats.aio.msg import Msg
 from schemas import ChatOutput, ChatRequest, ChatResult, Error, ErrorCode, Tag
 from schemas.codec import JSON_CODEC
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
-from services import runtime
 from services.bus.connection import Delivery
 from services.client import HfBus
+from services.consumer import runner
 from services.consumer.runner import TagRunner
 from services.dev.fake_router import FakeRouter
 from services.handlers import HANDLERS, HandlerSpec, chat
@@ -127,7 +127,7 @@ async def test_a_request_the_server_forgot_it_had_answered_is_settled_without_ru
     # request then comes back as a *first* delivery, only late; that lateness is what the runtime checks.
     lose_the_first_ack(monkeypatch)
     monkeypatch.setattr(Delivery, "attempt", property(lambda self: 1))
-    monkeypatch.setattr(runtime, "LATE_FIRST_DELIVERY_S", 0.5)
+    monkeypatch.setattr(runner, "LATE_FIRST_DELIVERY_S", 0.5)
     settings = replace(settings, mode="durable", ack_wait_s=1.0)
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
         outputs = [o async for o in bus.chat("answer me once")]
@@ -158,8 +158,9 @@ async def test_two_deliveries_running_at_once_answer_the_request_once(
 
     monkeypatch.setitem(HANDLERS, Tag.CHAT, HandlerSpec(ChatRequest, overlapping))
     monkeypatch.setattr(TagRunner, "_heartbeat", no_heartbeat)
-    settings = replace(settings, mode="durable", ack_wait_s=1.0)
     inboxes = "_INBOX_SPIED"
+    # A custom inbox prefix is a reply subject only once the operator allows it.
+    settings = replace(settings, mode="durable", ack_wait_s=1.0, reply_subjects=(f"{inboxes}.>",))
     seen: list[Any] = []
 
     async def spy(msg: Msg) -> None:

@@ -120,6 +120,11 @@ class Ledger:
         return text
 
 
+def publisher_inboxes(prefix: str) -> str:
+    """The spied publisher's inbox prefix (see `spied_bus`); the consumers allow it as a reply subject."""
+    return f"_INBOX_PUBLISHER_{prefix}"
+
+
 @asynccontextmanager
 async def spied_bus(
     url: str, prefix: str, ledger: Ledger, *, reconnect_time_wait: float = FAST_RECONNECT_S
@@ -127,7 +132,7 @@ async def spied_bus(
     """A durable-mode publisher that reconnects forever and records every output sent to any of its inboxes."""
     # Its own inbox prefix: `_INBOX.>` would also catch the consumers' replies, such as their direct gets of
     # kept finals, and count those as outputs sent to the publisher.
-    inboxes = f"_INBOX_PUBLISHER_{prefix}"
+    inboxes = publisher_inboxes(prefix)
     async with HfBus.connect(
         url,
         prefix=prefix,
@@ -206,6 +211,7 @@ def durable_settings(settings: Settings, url: str, *, replicas: int = 1) -> Sett
         mode="durable",
         tags=(Tag.CHAT,),
         replicas=replicas,
+        reply_subjects=("_INBOX.>", f"{publisher_inboxes(settings.prefix)}.>"),
         ack_wait_s=3.0,
         first_token_timeout_s=5.0,
         idle_timeout_s=5.0,
