@@ -68,6 +68,9 @@ class RequestBase(Contract, frozen=True, kw_only=True):
     """Catalog name or HF model id; chat also accepts a `:fastest` / `:cheapest` / `:<provider>` suffix."""
     reply_to: str | None = None
     """Subject for the outputs when the request was not sent as a core NATS request."""
+    resumable: bool = False
+    """Also keep the outputs on `<prefix>.out.<tag>.<id>` in the stream `HFBUS_OUT`, so a subscriber that was away
+    reads what it missed, in order, then goes on live."""
 
 
 class Output(Contract, tag_field="type", frozen=True, kw_only=True):

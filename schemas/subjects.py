@@ -62,6 +62,19 @@ class Subjects:
     def finals_stream(self) -> str:
         return f"{self.stream}_FINALS"
 
+    def run(self, tag: Tag, request_id: str) -> str:
+        """Where the number of a request's latest run is kept (in the finals stream), for resumable outputs."""
+        return f"{self.prefix}.final.{tag}.{request_id}.run"
+
+    @property
+    def out_all(self) -> str:
+        return f"{self.prefix}.out.>"
+
+    @property
+    def out_stream(self) -> str:
+        """Keeps resumable requests' outputs, so a subscriber that was away reads what it missed."""
+        return f"{self.stream}_OUT"
+
     def dead(self, tag: Tag) -> str:
         """Where requests that could not be completed are copied, with the reason in headers."""
         return f"{self.prefix}.dead.{tag}"

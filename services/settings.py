@@ -6,12 +6,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from schemas import Subjects, Tag
 from services.reply_policy import ReplyPolicy, parse_patterns
 
 Mode = Literal["core", "durable"]
+_C = TypeVar("_C", bound=str)
 
 STREAMING_TAGS = frozenset({Tag.CHAT, Tag.PIC2TEXT})
 """Tags whose requests wait on an upstream token stream: each in-flight one costs memory (about 25 KiB while it
@@ -107,6 +108,12 @@ class Settings:
     replicas: int = 1
     """JetStream replicas of the work-queue stream (3 on a three-node cluster)."""
     dedupe_window_s: float = 120.0
+    resumable: Literal["on-request", "always", "off"] = "on-request"
+    """Which requests keep their outputs in `HFBUS_OUT` (HFBUS_RESUMABLE): those asking, every one, or none."""
+    out_ttl_s: float = 600.0
+    """How long `HFBUS_OUT` keeps each output (HFBUS_OUT_TTL)."""
+    out_storage: Literal["memory", "file"] = "memory"
+    """Where `HFBUS_OUT` keeps them (HFBUS_OUT_STORAGE): memory is cheaper per token, file survives restarts."""
     finals_ttl_s: float = 3600.0
     """How long durable mode keeps each request's final output for subscribers that missed it."""
     mapping_ttl_s: float = 600.0
@@ -200,6 +207,9 @@ class Settings:
             max_deliver=reader.integer("HFBUS_MAX_DELIVER", defaults.max_deliver),
             replicas=reader.integer("HFBUS_REPLICAS", defaults.replicas),
             dedupe_window_s=reader.seconds("HFBUS_DEDUPE_WINDOW", defaults.dedupe_window_s),
+            resumable=reader.choice("HFBUS_RESUMABLE", ("on-request", "always", "off"), defaults.resumable),
+            out_ttl_s=reader.seconds("HFBUS_OUT_TTL", defaults.out_ttl_s),
+            out_storage=reader.choice("HFBUS_OUT_STORAGE", ("memory", "file"), defaults.out_storage),
             finals_ttl_s=reader.seconds("HFBUS_FINALS_TTL", defaults.finals_ttl_s),
             mapping_ttl_s=reader.seconds("HFBUS_MAPPING_TTL", defaults.mapping_ttl_s),
             cooldown_after=reader.integer("HFBUS_COOLDOWN_AFTER", defaults.cooldown_after),
@@ -230,6 +240,16 @@ class _EnvReader:
     def secret(self, name: str) -> Secret | None:
         value = self._env.get(name)
         return Secret(value) if value else None
+
+    def choice(self, name: str, choices: tuple[_C, ...], default: _C) -> _C:
+        """One of `choices` (as written in the environment, case-insensitive), or a `SettingsError` listing them."""
+        raw = self._env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        for choice in choices:
+            if raw == choice:
+                return choice
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
     def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
         raw = self._env.get(name)

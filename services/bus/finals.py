@@ -114,6 +114,35 @@ class KeptFinals:
                 await anyio.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
+    async def next_run(self, tag: Tag, request_id: str) -> int:
+        """The number of a new run of this request: one more than any run before, whoever started it.
+
+        A delivery count cannot number runs: after a server crash a request already delivered can come back as
+        delivery 1, and two runs saying attempt 1 would mix their chunks in a resumable stream. The count is a
+        compare-and-set on the request's run subject, so two runs starting at once still get different numbers.
+        """
+        subject = self._settings.subjects.run(tag, request_id)
+        js, jsm = self._nc.jetstream(), self._nc.jsm()
+        deadline = time.monotonic() + self._settings.ack_wait_s
+        while True:
+            try:
+                try:
+                    last = await jsm.get_last_msg(self._settings.subjects.finals_stream, subject, direct=False)
+                    seq, runs = last.seq or 0, int(last.data or b"0")
+                except NotFoundError:
+                    seq, runs = 0, 0
+                await js.publish(subject, str(runs + 1).encode(), headers={EXPECTED_LAST_SUBJECT_SEQ: str(seq)})
+                return runs + 1
+            except APIError as exc:
+                if exc.err_code == _WRONG_LAST_SEQUENCE:
+                    continue  # another run counted in between: count after it
+                failure: Exception = exc
+            except Exception as exc:  # no JetStream for now: a failover, a restart, a reconnect
+                failure = exc
+            if time.monotonic() >= deadline:
+                raise failure
+            await anyio.sleep(0.05)
+
     async def _last(self, tag: Tag, request_id: str, *, direct: bool) -> RawStreamMsg:
         subjects = self._settings.subjects
         return await self._nc.jsm().get_last_msg(subjects.finals_stream, subjects.final(tag, request_id), direct=direct)

@@ -75,6 +75,25 @@ async def ensure_finals_stream(nc: NATS, settings: Settings) -> None:
     )
 
 
+async def ensure_out_stream(nc: NATS, settings: Settings) -> None:
+    """Keeps every output published on `<prefix>.out.>` for `out_ttl_s`: resumable requests publish there, and a
+    subscriber that reconnects reads the rest of its stream from here (nothing waits for an ack per chunk)."""
+    subjects = settings.subjects
+    await _create_or_update(
+        nc,
+        api.StreamConfig(
+            name=subjects.out_stream,
+            subjects=[subjects.out_all],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.MEMORY if settings.out_storage == "memory" else api.StorageType.FILE,
+            max_age=settings.out_ttl_s,
+            max_msg_size=-1,
+            num_replicas=settings.replicas,
+            allow_direct=True,
+        ),
+    )
+
+
 async def _create_or_update(nc: NATS, config: api.StreamConfig) -> None:
     js = nc.jsm()
     try:

@@ -263,8 +263,9 @@ class HfBus:
             on_progress=on_progress,
         )
 
-    async def _send(self, tag: Tag, request: RequestBase, inbox: str) -> int | None:
-        """Publish the request; in durable mode, the stream sequence it was stored at."""
+    async def _send(self, tag: Tag, request: RequestBase, inbox: str | None) -> int | None:
+        """Publish the request (with `inbox` as its reply subject unless it is read from the out stream); in
+        durable mode, the stream sequence it was stored at."""
         subject = self.subjects.request(tag)
         if self.mode == "durable":
             # A stored request keeps no NATS reply subject, so the inbox travels in the body.
@@ -283,7 +284,7 @@ class HfBus:
             # `reply_to` too: if a stream captures the subject after all (consumers started after this client
             # chose its mode), the stored request still knows where its answer goes.
             payload = JSON_CODEC.encode(msgspec.structs.replace(request, reply_to=inbox))
-            await self.nc.publish(subject, payload, reply=inbox)
+            await self.nc.publish(subject, payload, reply=inbox or "")
         return None
 
 

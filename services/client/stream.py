@@ -12,6 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError
 from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import DeliverPolicy
 
 from schemas import (
     ChatResult,
@@ -36,10 +37,13 @@ class Publisher(Protocol):
     subjects: Subjects
     mode: Mode
 
-    async def _send(self, tag: Tag, request: RequestBase, inbox: str) -> int | None: ...
+    async def _send(self, tag: Tag, request: RequestBase, inbox: str | None) -> int | None: ...
 
     async def final(self, tag: Tag, request_id: str, *, request_seq: int | None = None) -> Any | None: ...
 
+
+RESUME_HEARTBEAT_S = 1.0
+"""A resumable stream's consumer heartbeat: two missed ones (a reconnect, a dropped message) and it resumes."""
 
 FINAL_RECHECK_S = 2.0
 """After this much silence a durable-mode stream checks whether its final output was kept while it was away."""
@@ -100,12 +104,10 @@ class Stream(Generic[R]):
         await self._bus.nc.publish(self._bus.subjects.cancel(self.id), b"")
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        nc = self._bus.nc
-        inbox = nc.new_inbox()
-        subscription = await nc.subscribe(inbox)
+        subscription, inbox = await self._subscribe()
         try:
             self._request_seq = await self._bus._send(self._tag, self.request, inbox)
-            attempt = 1
+            attempt, last_seq = 1, -1
             timeout = self._first_timeout
             while True:
                 output = await self._next(subscription, timeout)
@@ -113,9 +115,14 @@ class Stream(Generic[R]):
                 final = isinstance(output, Result | Error)
                 if output.attempt < attempt and not final:
                     continue  # a late chunk of an attempt that was already superseded
+                if output.attempt == attempt and output.seq <= last_seq and not final:
+                    continue  # seen already: a replay that overlapped what arrived live
                 # A request has one final output, whichever attempt wrote it: an earlier attempt that was still
                 # running when the request was redelivered may finish first, and then the later one stays silent.
-                attempt = max(attempt, output.attempt)
+                if output.attempt > attempt:
+                    attempt, last_seq = output.attempt, -1
+                if output.attempt == attempt:
+                    last_seq = output.seq
                 if isinstance(output, Progress) and self._on_progress is not None:
                     if (pending := self._on_progress(output)) is not None:
                         await pending
@@ -132,6 +139,26 @@ class Stream(Generic[R]):
                 yield output
         finally:
             await _release(subscription)
+
+    async def _subscribe(self) -> tuple[Subscription, str | None]:
+        """Where the outputs will come from: the request's own inbox, or (resumable) the stream that keeps them.
+
+        A resumable request's outputs are read through an ordered consumer of `<prefix>.out.<tag>.<id>`: it
+        delivers what the stream kept and then what is published, and after a reconnect it resumes after the
+        last stream sequence it delivered, so nothing is missed and nothing comes twice.
+        """
+        nc, subjects = self._bus.nc, self._bus.subjects
+        if self.request.resumable:
+            subscription = await nc.jetstream().subscribe(
+                subjects.out(self._tag, self.id),
+                stream=subjects.out_stream,
+                ordered_consumer=True,
+                idle_heartbeat=RESUME_HEARTBEAT_S,
+                deliver_policy=DeliverPolicy.ALL,
+            )
+            return subscription, None
+        inbox = nc.new_inbox()
+        return await nc.subscribe(inbox), inbox
 
     async def _next(self, subscription: Subscription, wait_s: float) -> Any:
         """The next output; in durable mode, a final output that was kept while this connection was away.
