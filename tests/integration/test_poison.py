@@ -15,9 +15,9 @@ from nats.aio.msg import Msg
 from schemas import ChatOutput, ChatRequest, ChatResult, Error, ErrorCode, Tag
 from schemas.codec import JSON_CODEC
 from schemas.subjects import DEAD_DELIVERIES, DEAD_REASON
-from services import runtime
 from services.bus.connection import Delivery
 from services.client import HfBus
+from services.consumer import runner as runtime
 from services.consumer.runner import TagRunner
 from services.dev.fake_router import FakeRouter
 from services.handlers import HANDLERS, HandlerSpec, chat
