@@ -17,7 +17,9 @@ from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
 from services.bus.finals import KeptFinals
 from services.bus.media_store import MediaStore
+from services.bus.publish import drained
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
+from services.consumer.chunks import ChunkWriter
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers.seams import Limits, R
 from services.hf.client import HfClient
@@ -57,6 +59,7 @@ class Outputs:
 
     __slots__ = (
         "_attempt",
+        "_chunks",
         "_codec",
         "final",
         "first_output_at",
@@ -103,6 +106,7 @@ class Outputs:
         self.first_output_at: float | None = None
         self._resolved: Resolved | None = None
         self._usage_so_far: Callable[[], TokenUsage] | None = None
+        self._chunks: ChunkWriter | None = None
 
     @property
     def tag(self) -> Tag:
@@ -169,6 +173,23 @@ class Outputs:
             id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
         )
         await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+
+    def chunk_nowait(
+        self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None
+    ) -> bool:
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = ChunkWriter(
+                self._nc, self._subject, self._headers, self._codec, self._id, self._attempt
+            )
+        seq = self._seq
+        self._seq = seq + 1
+        return chunks.send(seq, delta, reasoning, tool_calls)
+
+    async def drain(self) -> None:
+        await drained(self._nc)
 
     async def result(self, result_type: type[R], **fields: Any) -> None:
         output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from schemas import TokenUsage
 from schemas.common import JsonObject
@@ -54,6 +55,18 @@ class StreamInfo:
 
 
 OnDelta = Callable[[ChatDelta], Awaitable[None]]
+
+
+class DeltaSink(Protocol):
+    """Where a stream's deltas go synchronously, from inside the upstream socket's read callback.
+
+    `push` runs once per socket read that completed events, in order, and must not block: it returns False to ask
+    for a pause (its own buffer is full), and reading then stops until the stream's task has awaited `drain`.
+    """
+
+    def push(self, delta: ChatDelta) -> bool: ...
+
+    async def drain(self) -> None: ...
 
 
 OnProgress = Callable[[str, int | None], Awaitable[None]]
