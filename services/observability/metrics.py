@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -79,26 +80,34 @@ class Metrics:
             ["tag", "from", "to"],
             registry=r,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, family: Any, *values: str | None) -> Any:
+        # `labels()` validates and locks on every call; a request touches seven series, so each is looked up once.
+        key = (family, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*(_label(v) for v in values))
+        return child
 
     def started(self, tag: str) -> None:
         """A request was taken in; pair every call with exactly one `finished`."""
-        label = _label(tag)
-        self._in_flight.labels(label).inc()
-        self._started.labels(label).inc()
+        self._child(self._in_flight, tag).inc()
+        self._child(self._started, tag).inc()
 
     def finished(self, record: RequestRecord) -> None:
         """A request was settled: count it and observe its timings, tokens and cost."""
-        tag = _label(record.tag)
-        outcome = _label(record.outcome)
-        self._in_flight.labels(tag).dec()
-        self._requests.labels(tag, _label(record.model), _label(record.provider), outcome).inc()
+        tag = record.tag
+        outcome = record.outcome
+        self._child(self._in_flight, tag).dec()
+        self._child(self._requests, tag, record.model, record.provider, outcome).inc()
         if record.ttft_s is not None:
-            self._ttft.labels(tag).observe(max(record.ttft_s, 0.0))
-        self._duration.labels(tag, outcome).observe(max(record.duration_s, 0.0))
-        self._tokens.labels(tag, "in").inc(max(record.tokens_in, 0))
-        self._tokens.labels(tag, "out").inc(max(record.tokens_out, 0))
+            self._child(self._ttft, tag).observe(max(record.ttft_s, 0.0))
+        self._child(self._duration, tag, outcome).observe(max(record.duration_s, 0.0))
+        self._child(self._tokens, tag, "in").inc(max(record.tokens_in, 0))
+        self._child(self._tokens, tag, "out").inc(max(record.tokens_out, 0))
         if record.cost_usd is not None and record.cost_usd >= 0:
-            self._cost.labels(tag, _label(record.model)).inc(record.cost_usd)
+            self._child(self._cost, tag, record.model).inc(record.cost_usd)
 
     def retried(self, reason: str) -> None:
         """An upstream call is repeated; `reason` is the error code of the failure (`rate_limited`, ...)."""
