@@ -10,14 +10,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from schemas import TokenUsage
 from schemas.common import JsonObject
 from services.hf.providers import Media, Transcript, Vectors
 
 
-@dataclass(slots=True)
-class ChatDelta:
-    """Everything one read from the upstream socket carried, folded into one piece."""
+class ChatDelta(msgspec.Struct, gc=False):
+    """Everything one read from the upstream socket carried, folded into one piece.
+
+    One per socket read, never in a cycle: a struct the collector does not track (`gc=False`), so a paced stream's
+    thousands of deltas a second do not set off collections.
+    """
 
     content: str = ""
     reasoning: str = ""
