@@ -242,10 +242,19 @@ class Intake:
         # A callback feeding a bounded memory stream: nats-py's `messages` iterator costs a task and a wait
         # per message, and a full buffer back-pressures into nats-py's own pending queue.
         send, receive = anyio.create_memory_object_stream[Msg](self._settings.concurrency_for(self._tag))
+
+        async def deliver(msg: Msg) -> None:
+            # Not `send.send` as the callback: it passes through the event loop first, one loop pass per request,
+            # and under load (a pass serving hundreds of streams) a burst of requests waited seconds for intake.
+            try:
+                send.send_nowait(msg)
+            except anyio.WouldBlock:
+                await send.send(msg)
+
         subscription = await self._nc.subscribe(
             self._settings.subjects.request(self._tag),
             queue=Subjects.queue_group(self._tag),
-            cb=send.send,
+            cb=deliver,
             pending_msgs_limit=100_000,
         )
         await self._nc.flush()

@@ -169,7 +169,13 @@ class PullFeed:
                 self._outstanding -= 1
                 await msg.nak()
             else:
-                await send.send(msg)
+                # `send` passes through the event loop first: one loop pass per request message, which under load
+                # (a loop pass serving hundreds of streams) held a burst of requests for seconds. Only a full
+                # buffer waits.
+                try:
+                    send.send_nowait(msg)
+                except anyio.WouldBlock:
+                    await send.send(msg)
             if closing and self._outstanding <= 0:
                 settled.set()
 
