@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios, stallfree
+from bench import report, scenarios, stallfree, targets18
 from bench.anchor_runner import anchors_dir
 from bench.deps import ensure_baseline_deps
 from bench.profile import Profiler, ensure_py_spy, render
@@ -284,7 +284,7 @@ def _print_report(
     comparisons = report.comparisons(results)
     if comparisons:
         sections.append(report.comparisons_table(comparisons))
-    targets = report.targets(results) + stallfree.targets(results.get("stallfree", {}))
+    targets = report.targets(results) + targets18.targets(results) + stallfree.targets(results.get("stallfree", {}))
     if targets:
         sections.append(report.targets_table(targets))
     if profiler is not None:
