@@ -11,6 +11,8 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
+from anyio import WouldBlock
+
 T = TypeVar("T")
 
 
@@ -33,6 +35,22 @@ class Handoff(Generic[T]):
             await self._putter
         self._items.append(item)
         _wake(self._getter)
+
+    def put_nowait(self, item: T) -> bool:
+        """Add `item` unless the hand-off is full (False)."""
+        if len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        _wake(self._getter)
+        return True
+
+    def get_nowait(self) -> T:
+        """The oldest item; raises `anyio.WouldBlock` when there is none."""
+        if not self._items:
+            raise WouldBlock
+        item = self._items.popleft()
+        _wake(self._putter)
+        return item
 
     async def get(self) -> T | None:
         """The oldest item; None once closed and empty. No pass through the event loop while items wait."""
