@@ -23,7 +23,7 @@ from services.consumer.chunks import ChunkWriter
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers.seams import Limits, R
 from services.hf.client import HfClient
-from services.observability import Metrics, RequestRecord
+from services.observability import Metrics
 from services.observability.tracing import span
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ class Outputs:
         "_usage_so_far",
         "final_sent",
         "_scope",
+        "final_at",
+        "kept_at",
+        "published_at",
+        "settled_at",
     )
 
     def __init__(
@@ -107,6 +111,11 @@ class Outputs:
         self._resolved: Resolved | None = None
         self._usage_so_far: Callable[[], TokenUsage] | None = None
         self._chunks: ChunkWriter | None = None
+        # Stage marks (time.monotonic), for `stage_times`: the final ready, kept (durable), published, settled.
+        self.final_at: float | None = None
+        self.kept_at: float | None = None
+        self.published_at: float | None = None
+        self.settled_at: float | None = None
 
     @property
     def tag(self) -> Tag:
@@ -237,6 +246,7 @@ class Outputs:
     async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
         # Shielded: a cancel or the shutdown deadline landing mid-claim would otherwise leave a request acked
         # with its answer neither kept nor sent. The claim bounds itself (HFBUS_ACK_WAIT).
+        self.final_at = time.monotonic()
         with anyio.CancelScope(shield=True), span("publish"):
             await self._claim_and_publish(payload, headers)
         self.final_sent = True
@@ -249,26 +259,7 @@ class Outputs:
         ):
             logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
             return
+        if self._request_seq is not None:
+            self.kept_at = time.monotonic()
         await self._nc.publish(self._subject, payload, headers=headers)
-
-
-def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:
-    """What one finished request did, for metrics and the per-request log line."""
-    final = outputs.final
-    duration = time.monotonic() - outputs.started_at
-    ttft = outputs.first_output_at - outputs.started_at if outputs.first_output_at is not None else None
-    usage = getattr(final, "usage", None)
-    return RequestRecord(
-        request_id=outputs.request_id,
-        tag=tag,
-        model=getattr(final, "model", None) or model,
-        provider=getattr(final, "provider", None),
-        outcome="ok" if isinstance(final, Result) else final.code.value if isinstance(final, Error) else "handed_back",
-        attempt=outputs.attempt,
-        ttft_s=ttft,
-        duration_s=duration,
-        tokens_in=getattr(usage, "prompt_tokens", 0),
-        tokens_out=getattr(usage, "completion_tokens", 0),
-        cost_usd=getattr(final, "cost_usd", None),
-        router_request_id=getattr(final, "router_request_id", None),
-    )
+        self.published_at = time.monotonic()
