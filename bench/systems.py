@@ -91,6 +91,8 @@ class Harness:
         self.connections: dict[str, NATS] = {}
         self.consumers: dict[str, list[Child]] = {}
         self.targets: dict[str, Target] = {}
+        self.metrics_urls: dict[str, str] = {}
+        """hfbus systems' consumer /metrics (one-process systems only), for the stage table (bench.stages)."""
         self._direct: list[DirectTarget] = []
         self._generation = 0
 
@@ -144,6 +146,9 @@ class Harness:
     def _consumer_argv(self, spec: SystemSpec, router: str, concurrency: int) -> tuple[list[str], dict[str, str]]:
         url = self.servers[spec.name].url
         if spec.kind == "hfbus":
+            http_addr = f"127.0.0.1:{free_port()}"
+            if spec.processes == 1:
+                self.metrics_urls[spec.name] = f"http://{http_addr}/metrics"
             argv = [
                 *_hfbus_command(spec.command_env),
                 "run",
@@ -159,7 +164,7 @@ class Harness:
                 # No HFBUS_CONCURRENCY: hfbus is measured as it ships; `concurrency` sizes the baselines.
                 "HFBUS_LOG_LEVEL": "WARNING",
                 # Each process its own health port, in case the app serves one: two must not collide.
-                "HFBUS_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+                "HFBUS_HTTP_ADDR": http_addr,
             }
             return argv, env
         if spec.kind == "lean":
