@@ -26,7 +26,8 @@ import pytest
 
 from schemas import ChatResult, Tag
 from schemas.media import MediaResult
-from services.bus.connection import connect, natsserver
+from services.bus import natsserver
+from services.bus.connection import connect
 from services.client import HfBus
 from services.dev.fake_router import FakeRouter, expected_text
 from services.settings import Mode, NatsAuth, Secret, Settings
