@@ -209,7 +209,9 @@ class StreamFeed:
             return
         if not go_on and not self.paused:
             self.paused = True
-            if self._reader is not None:
+            if self._reader is not None and not self._reader.is_eof():
+                # Not at the end of the body: by then the connection is back in the pool, and its reading is
+                # the next response's business (aiohttp resumes it when that one is awaited).
                 self._reader._protocol.pause_reading()
             self._wake()
 

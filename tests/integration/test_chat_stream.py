@@ -6,7 +6,12 @@ stream read to its end, also when reads were paused; an async `on_delta` sees th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from schemas import ChatMessage, ChatRequest
 from services.dev.fake_router import FakeRouter
@@ -72,3 +77,36 @@ async def test_an_async_callback_sees_the_whole_answer(settings: Settings, route
     async with HfClient(settings) as client:
         await client.stream_chat(request, "org/model", on_delta)
     assert "".join(seen) == expected_text(AS_SENT, 50)
+
+
+async def test_a_stream_ending_without_done_leaves_its_connection_fit_for_the_next(settings: Settings) -> None:
+    # Some providers end with `finish_reason` and no `[DONE]`: the last delta is pushed at the end of the body,
+    # when the connection is already back in the pool; a sink that pauses there must not hurt the next stream.
+    events = [
+        {"choices": [{"index": 0, "delta": {"content": "Hel"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]},
+    ]
+    body = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(body[:-2])  # the last event completes only with the end of the body
+        await response.write(body[-2:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    async with TestServer(app, host="127.0.0.1") as server:
+        settings = replace(settings, router_url=str(server.make_url("")).rstrip("/"), max_retries=0)
+        request = ChatRequest(id="r1", messages=MESSAGES, max_tokens=5)
+        async with HfClient(settings) as client:
+            for _ in range(3):
+                sink = _PausingSink(every=1)  # asks for a pause at every delta, the last one included
+                await client.stream_chat_to(request, "org/model", sink)
+                assert "".join(d.content for d in sink.deltas) == "Hello"
+                connector = client.session.connector
+                assert connector is not None
+                assert sum(len(idle) for idle in connector._conns.values()) == 1  # type: ignore[attr-defined]
