@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios, stallfree
+from bench import report, scenarios, stages, stallfree, targets18
 from bench.anchor_runner import anchors_dir
 from bench.deps import ensure_baseline_deps
 from bench.profile import Profiler, ensure_py_spy, render
@@ -281,10 +281,13 @@ def _print_report(
         sections.append(report.scenario_table(title, results["vectorize"]["rounds"], cols))
     if "stallfree" in results:
         sections.append(stallfree.render(results["stallfree"], plan.stall_levels))
+    for key in ("sequential", "burst", "paced200", "paced1000"):
+        if key in results and (stage_table := stages.render(key, results[key])) is not None:
+            sections.append(stage_table)
     comparisons = report.comparisons(results)
     if comparisons:
         sections.append(report.comparisons_table(comparisons))
-    targets = report.targets(results) + stallfree.targets(results.get("stallfree", {}))
+    targets = report.targets(results) + targets18.targets(results) + stallfree.targets(results.get("stallfree", {}))
     if targets:
         sections.append(report.targets_table(targets))
     if profiler is not None:

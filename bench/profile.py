@@ -8,6 +8,7 @@ inclusive, so a missed target can be traced to names in services/ (or to the lib
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import signal
 import subprocess
@@ -44,8 +45,12 @@ class Recording:
 
 def start(binary: str, pid: int, output: Path) -> Recording:
     # --nonblocking: sample without pausing the consumer, so the profile perturbs what it measures least.
-    argv = [binary, "record", "-p", str(pid), "-o", str(output), "-f", "raw", "--nolineno"]
-    argv += ["-r", str(RATE_HZ), "--nonblocking"]
+    # BENCH_PYSPY_NATIVE=1 adds C frames (the event loop, syscalls, parsers), which needs blocking samples;
+    # BENCH_PYSPY_FORMAT=flamegraph writes an SVG instead of the collapsed stacks the summary reads.
+    native = os.environ.get("BENCH_PYSPY_NATIVE") == "1"
+    fmt = os.environ.get("BENCH_PYSPY_FORMAT", "raw")
+    argv = [binary, "record", "-p", str(pid), "-o", str(output), "-f", fmt, "--nolineno", "-r", str(RATE_HZ)]
+    argv += ["--native"] if native else ["--nonblocking"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     return Recording(process, output)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bench import stages
 from bench.drive import Load, Run, drive, percentile, quiesce
 from bench.loader import EMBED_MODEL
 from bench.procs import rss_bytes
@@ -182,8 +183,12 @@ async def _rounds(
         for name in _rotate(systems, index):
             await quiesce(harness.all_pids())
             pids = [c.pid for c in harness.consumers[name]]
+            metrics_url = harness.metrics_urls.get(name)
+            before = await stages.scrape(metrics_url) if metrics_url else {}
             run = await drive(harness.targets[name], load, pids, harness.infra_groups(name))
             metrics = measure(run)
+            if metrics_url:
+                metrics |= stages.round_means(before, await stages.scrape(metrics_url))
             out[name].append(metrics)
             kinds = Counter(run.errors).most_common(2)
             errors = f" (errors: {'; '.join(f'{n}x {e}' for e, n in kinds)})" if kinds else ""

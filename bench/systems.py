@@ -27,7 +27,7 @@ from bench.procs import Child, cpu_seconds, free_port, spawn, wait_for_port
 from bench.router import COUNTERS_PATH
 from services.bus import natsserver
 
-Kind = Literal["direct", "hfbus", "lean", "faststream"]
+Kind = Literal["direct", "hfbus", "lean", "faststream", "floor"]
 B_COMMAND = "BENCH_HFBUS_B_COMMAND"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,8 @@ SYSTEMS: dict[str, SystemSpec] = {
         SystemSpec("hfbus-durable", "hfbus, durable mode (JetStream work queue)", "hfbus", durable=True),
         SystemSpec("lean", "hand-rolled nats-py + aiohttp + msgspec (shared anchor)", "lean"),
         SystemSpec("faststream", "FastStream + huggingface_hub", "faststream"),
+        # Not a competitor: the least any Python consumer pays per paced token on this loop (bench/floor.py).
+        SystemSpec("floor", "asyncio Protocol reader, PUBs appended to nats-py's buffer (the floor)", "floor"),
         SystemSpec("hfbus-core-x2", "hfbus, core mode, two consumer processes", "hfbus", processes=2),
         # The B side of an interleaved A/B run: BENCH_HFBUS_B_COMMAND names another build (a patched copy, a
         # branch checkout), measured in the same rounds as hfbus-core, so the ratio between them is fair.
@@ -89,6 +91,8 @@ class Harness:
         self.connections: dict[str, NATS] = {}
         self.consumers: dict[str, list[Child]] = {}
         self.targets: dict[str, Target] = {}
+        self.metrics_urls: dict[str, str] = {}
+        """hfbus systems' consumer /metrics (one-process systems only), for the stage table (bench.stages)."""
         self._direct: list[DirectTarget] = []
         self._generation = 0
 
@@ -142,6 +146,9 @@ class Harness:
     def _consumer_argv(self, spec: SystemSpec, router: str, concurrency: int) -> tuple[list[str], dict[str, str]]:
         url = self.servers[spec.name].url
         if spec.kind == "hfbus":
+            http_addr = f"127.0.0.1:{free_port()}"
+            if spec.processes == 1:
+                self.metrics_urls[spec.name] = f"http://{http_addr}/metrics"
             argv = [
                 *_hfbus_command(spec.command_env),
                 "run",
@@ -157,13 +164,16 @@ class Harness:
                 # No HFBUS_CONCURRENCY: hfbus is measured as it ships; `concurrency` sizes the baselines.
                 "HFBUS_LOG_LEVEL": "WARNING",
                 # Each process its own health port, in case the app serves one: two must not collide.
-                "HFBUS_HTTP_ADDR": f"127.0.0.1:{free_port()}",
+                "HFBUS_HTTP_ADDR": http_addr,
             }
             return argv, env
         if spec.kind == "lean":
             argv = [sys.executable, "-m", "bench.anchor_runner", "--nats", url, "--router", f"{router}/v1"]
             argv += ["--token", loader.TOKEN, "--max-inflight", str(concurrency), "--loop", "uvloop"]
             return argv, {"BENCH_ANCHORS_DIR": str(anchors_dir())}
+        if spec.kind == "floor":
+            argv = [sys.executable, "-m", "bench.floor", "--nats", url, "--router", f"{router}/v1"]
+            return argv + ["--token", loader.TOKEN], {}
         if spec.kind == "faststream":
             argv = [sys.executable, "-m", "bench.baselines.faststream_app", "--nats", url, "--router", router]
             argv += ["--token", loader.TOKEN, "--workers", str(concurrency)]
@@ -187,7 +197,7 @@ class Harness:
             bus_target = BusTarget(
                 spec.name,
                 self.connections[spec.name],
-                "hfbus" if spec.kind == "hfbus" else spec.kind,
+                "hfbus" if spec.kind == "hfbus" else "faststream" if spec.kind == "faststream" else "lean",
                 durable=spec.durable,
             )
             await bus_target.start()

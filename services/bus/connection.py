@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import AuthorizationError as NatsAuthorizationError
@@ -21,6 +20,7 @@ from nats.errors import MsgAlreadyAckdError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from schemas import Subjects, Tag
+from services.bus.handoff import Handoff
 from services.bus.jetstream import PullFeed, ensure_consumer
 from services.settings import Settings
 
@@ -239,34 +239,23 @@ class Intake:
             async with aclosing(feed.messages()) as messages:
                 yield (Delivery(msg, durable=True) async for msg in messages)
             return
-        # A callback feeding a bounded memory stream: nats-py's `messages` iterator costs a task and a wait
-        # per message, and a full buffer back-pressures into nats-py's own pending queue.
-        send, receive = anyio.create_memory_object_stream[Msg](self._settings.concurrency_for(self._tag))
+        # A callback feeding a bounded hand-off: nats-py's `messages` iterator costs a task and a wait per message,
+        # and a full hand-off back-pressures into nats-py's own pending queue.
+        handoff: Handoff[Msg] = Handoff(self._settings.concurrency_for(self._tag))
         subscription = await self._nc.subscribe(
             self._settings.subjects.request(self._tag),
             queue=Subjects.queue_group(self._tag),
-            cb=send.send,
+            cb=handoff.put,
             pending_msgs_limit=100_000,
         )
         await self._nc.flush()
         try:
-            yield _core_deliveries(receive)
+            yield _core_deliveries(handoff)
         finally:
             await subscription.unsubscribe()
-            send.close()
-            receive.close()
+            handoff.close()
 
 
-async def _core_deliveries(receive: MemoryObjectReceiveStream[Msg]) -> AsyncIterator[Delivery]:
-    while True:
-        try:
-            msg = receive.receive_nowait()
-        except anyio.WouldBlock:
-            # Only an empty buffer waits: the ready case costs no event-loop pass.
-            try:
-                msg = await receive.receive()
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            return
+async def _core_deliveries(handoff: Handoff[Msg]) -> AsyncIterator[Delivery]:
+    while (msg := await handoff.get()) is not None:
         yield Delivery(msg, durable=False)

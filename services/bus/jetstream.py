@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
-from contextlib import suppress
 
 import anyio
 import orjson
@@ -15,6 +14,7 @@ from nats.js import api
 from nats.js.errors import BadRequestError
 
 from schemas import Subjects, Tag
+from services.bus.handoff import Handoff
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class PullFeed:
         # None in the stream is a wake-up: a pull ended, so the loop must look at what is outstanding now.
         # Room for every slot, a bridging pull's one message and a few wake-ups (which are dropped when full:
         # a full buffer wakes the loop anyway).
-        send, receive = anyio.create_memory_object_stream[Msg | None](self._capacity + 4)
+        handoff: Handoff[Msg | None] = Handoff(self._capacity + 4)
         last_heard = loop_time()
         closing = False
         settled = anyio.Event()
@@ -180,15 +180,16 @@ class PullFeed:
             last_heard = loop_time()
             if not self._is_request(msg):
                 if not closing and _expired(msg):
-                    with suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                        send.send_nowait(None)
+                    handoff.put_nowait(None)
             elif closing:
                 # Pulls cannot be withdrawn: what still arrives after intake stopped goes back at once,
                 # so another instance runs it now instead of after ack_wait.
                 self._outstanding -= 1
                 await msg.nak()
             else:
-                await send.send(msg)
+                # No pass through the event loop unless the hand-off is full: one pass per request message, with
+                # hundreds of streams served in a pass, held a burst of requests for seconds.
+                await handoff.put(msg)
             if closing and self._outstanding <= 0:
                 settled.set()
 
@@ -206,11 +207,11 @@ class PullFeed:
                     await self._pull(max(1, wanted), now)
                 msg: Msg | None = None
                 try:
-                    msg = receive.receive_nowait()
+                    msg = handoff.get_nowait()
                 except anyio.WouldBlock:
                     wait_s = min(self._silence_s, self._last_pull_at + self._renew_after_s - now)
                     with anyio.move_on_after(max(0.0, wait_s)):
-                        msg = await receive.receive()
+                        msg = await handoff.get()
                     if msg is None and loop_time() - last_heard >= self._silence_s:
                         # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
                         self._outstanding = 0
@@ -223,8 +224,8 @@ class PullFeed:
             with anyio.CancelScope(shield=True):
                 while True:  # handed to us but not taken: back at once
                     try:
-                        buffered = receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        buffered = handoff.get_nowait()
+                    except anyio.WouldBlock:
                         break
                     if buffered is None:
                         continue
@@ -234,8 +235,7 @@ class PullFeed:
                     with anyio.move_on_after(self._expires_s + 0.5):
                         await settled.wait()
                 await subscription.unsubscribe()
-            send.close()
-            receive.close()
+            handoff.close()
 
     async def _pull(self, batch: int, now: float) -> None:
         request = {"batch": batch, "expires": self._expires_ns, "idle_heartbeat": self._heartbeat_ns}

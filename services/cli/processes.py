@@ -25,10 +25,11 @@ OFFLINE_TOKEN = "hf_offline_demo"  # the simulated router wants some bearer toke
 
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
-    from services.consumer.app import App
+    from services.consumer.app import App, tune_collector
 
     if settings.hf_token is None:
         logger.warning("no HuggingFace token (HUGGINGFACE_API_KEY or HF_TOKEN): the router will answer 401")
+    tune_collector()
     anyio.run(lambda: App(settings).run(handle_signals=True), backend_options=_loop_options())
 
 

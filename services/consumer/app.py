@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -31,6 +32,22 @@ from services.observability import HealthServer, Metrics
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Tracked allocations between young-generation collections in a consumer process (the default is 700)."""
+
+
+def tune_collector() -> None:
+    """Garbage collection for a long-lived consumer process; called once, before it starts serving.
+
+    What exists then (modules, settings, the catalog) lives as long as the process: frozen out of the collector's
+    sight, so a full collection under load walks only what requests made. A request allocates a few hundred
+    tracked objects (aiohttp's request and response, tasks, scopes) that mostly die by refcount when it ends; at
+    the default 700 allocations per young collection they were walked, and promoted, while still alive. Measured
+    at 200 paced streams: half the time in collections.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 class App:

@@ -17,11 +17,13 @@ from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
 from services.bus.finals import KeptFinals
 from services.bus.media_store import MediaStore
+from services.bus.publish import drained
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
+from services.consumer.chunks import ChunkWriter
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers.seams import Limits, R
 from services.hf.client import HfClient
-from services.observability import Metrics, RequestRecord
+from services.observability import Metrics
 from services.observability.tracing import span
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Outputs:
 
     __slots__ = (
         "_attempt",
+        "_chunks",
         "_codec",
         "final",
         "first_output_at",
@@ -72,6 +75,10 @@ class Outputs:
         "_usage_so_far",
         "final_sent",
         "_scope",
+        "final_at",
+        "kept_at",
+        "published_at",
+        "settled_at",
     )
 
     def __init__(
@@ -103,6 +110,12 @@ class Outputs:
         self.first_output_at: float | None = None
         self._resolved: Resolved | None = None
         self._usage_so_far: Callable[[], TokenUsage] | None = None
+        self._chunks: ChunkWriter | None = None
+        # Stage marks (time.monotonic), for `stage_times`: the final ready, kept (durable), published, settled.
+        self.final_at: float | None = None
+        self.kept_at: float | None = None
+        self.published_at: float | None = None
+        self.settled_at: float | None = None
 
     @property
     def tag(self) -> Tag:
@@ -170,6 +183,23 @@ class Outputs:
         )
         await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
 
+    def chunk_nowait(
+        self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None
+    ) -> bool:
+        if self.first_output_at is None:
+            self.first_output_at = time.monotonic()
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = ChunkWriter(
+                self._nc, self._subject, self._headers, self._codec, self._id, self._attempt
+            )
+        seq = self._seq
+        self._seq = seq + 1
+        return chunks.send(seq, delta, reasoning, tool_calls)
+
+    async def drain(self) -> None:
+        await drained(self._nc)
+
     async def result(self, result_type: type[R], **fields: Any) -> None:
         output = result_type(id=self._id, seq=self._seq, attempt=self._attempt, **fields)
         payload = self._codec.encode(output)
@@ -216,6 +246,7 @@ class Outputs:
     async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
         # Shielded: a cancel or the shutdown deadline landing mid-claim would otherwise leave a request acked
         # with its answer neither kept nor sent. The claim bounds itself (HFBUS_ACK_WAIT).
+        self.final_at = time.monotonic()
         with anyio.CancelScope(shield=True), span("publish"):
             await self._claim_and_publish(payload, headers)
         self.final_sent = True
@@ -228,26 +259,7 @@ class Outputs:
         ):
             logger.info("%s request %s was answered by another delivery; this one stays silent", self.tag, self._id)
             return
+        if self._request_seq is not None:
+            self.kept_at = time.monotonic()
         await self._nc.publish(self._subject, payload, headers=headers)
-
-
-def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestRecord:
-    """What one finished request did, for metrics and the per-request log line."""
-    final = outputs.final
-    duration = time.monotonic() - outputs.started_at
-    ttft = outputs.first_output_at - outputs.started_at if outputs.first_output_at is not None else None
-    usage = getattr(final, "usage", None)
-    return RequestRecord(
-        request_id=outputs.request_id,
-        tag=tag,
-        model=getattr(final, "model", None) or model,
-        provider=getattr(final, "provider", None),
-        outcome="ok" if isinstance(final, Result) else final.code.value if isinstance(final, Error) else "handed_back",
-        attempt=outputs.attempt,
-        ttft_s=ttft,
-        duration_s=duration,
-        tokens_in=getattr(usage, "prompt_tokens", 0),
-        tokens_out=getattr(usage, "completion_tokens", 0),
-        cost_usd=getattr(final, "cost_usd", None),
-        router_request_id=getattr(final, "router_request_id", None),
-    )
+        self.published_at = time.monotonic()

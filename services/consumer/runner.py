@@ -37,7 +37,8 @@ from schemas.subjects import (
 from services.bus.connection import Delivery, Intake
 from services.bus.finals import KeptFinals
 from services.consumer.inflight import InFlight, Running
-from services.consumer.outputs import Deps, Outputs, TagScope, request_record
+from services.consumer.outputs import Deps, Outputs, TagScope
+from services.consumer.records import request_record, stage_times
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
 from services.handlers import HandlerSpec
 from services.handlers.seams import Limits
@@ -265,6 +266,8 @@ class TagRunner:
                 counters.errors += 1
 
     async def _traced(self, delivery: Delivery, trace_headers: dict[str, str] | None) -> None:
+        taken_at = time.monotonic()
+        queued_s = delivery.queued_s if delivery.durable else None
         codec = codec_for(delivery.headers)
         try:
             with span("decode"):
@@ -284,7 +287,7 @@ class TagRunner:
         request_seq = delivery.stream_seq
         if (
             request_seq is not None
-            and (attempt > 1 or delivery.queued_s > LATE_FIRST_DELIVERY_S)
+            and (attempt > 1 or (queued_s or 0.0) > LATE_FIRST_DELIVERY_S)
             and await self.finals.answered(self.tag, request_id, request_seq)
         ):
             # Its final output was kept but the ack never took hold (a consumer cut off, a crashed server that
@@ -302,6 +305,7 @@ class TagRunner:
         finally:
             record = request_record(outputs, self.tag, request.model)
             metrics.finished(record)
+            metrics.stages(self.tag, stage_times(outputs, taken_at, queued_s))
             log_request(logger, record)
 
     async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
@@ -361,6 +365,7 @@ class TagRunner:
             return
         self.counters.handled += 1
         await delivery.ack()
+        outputs.settled_at = time.monotonic()
 
     async def _finish(self, delivery: Delivery, outputs: Outputs, err: ServiceError, core_request: bool) -> None:
         if not outputs.final_sent:
@@ -368,6 +373,7 @@ class TagRunner:
             logger.log(level, "%s request %s ended with %s: %s", self.tag, outputs._id, err.code, err.message)
             await outputs.error(err, core_request=core_request)
         await delivery.ack()
+        outputs.settled_at = time.monotonic()
 
     async def _shutdown_cut(self, delivery: Delivery, outputs: Outputs, core_request: bool) -> None:
         """The shutdown deadline cut a request short: hand it back (durable) or tell the caller (core)."""

@@ -34,13 +34,7 @@ async def handle(request: ChatRequest, ctx: Context) -> None:
 
     transcript = _Transcript()
     ctx.track_usage(transcript.usage_so_far)
-
-    async def on_delta(delta: ChatDelta) -> None:
-        transcript.add(delta)  # first: a cancel while the chunk goes out still counts what was read
-        if delta.has_output:
-            await ctx.chunk(delta.content, delta.reasoning or None, delta.tool_calls)
-
-    info = await ctx.upstream.stream_chat(request, model, on_delta)
+    info = await ctx.upstream.stream_chat_to(request, model, _Relay(ctx, transcript))
     usage = transcript.usage or TokenUsage()
     await ctx.result(
         ChatResult,
@@ -65,6 +59,25 @@ def _check_limits(request: ChatRequest, limits: Limits) -> None:
         raise InvalidRequest(
             f"max_tokens: {request.max_tokens} is over the limit {limits.max_tokens} (HFBUS_MAX_TOKENS)"
         )
+
+
+class _Relay:
+    """The stream's sink: each read's delta is recorded, and sent as a chunk, inside the socket callback."""
+
+    __slots__ = ("_ctx", "_transcript")
+
+    def __init__(self, ctx: Context, transcript: _Transcript) -> None:
+        self._ctx = ctx
+        self._transcript = transcript
+
+    def push(self, delta: ChatDelta) -> bool:
+        self._transcript.add(delta)  # first: a cancel while the chunk goes out still counts what was read
+        if delta.has_output:
+            return self._ctx.chunk_nowait(delta.content, delta.reasoning or None, delta.tool_calls)
+        return True
+
+    async def drain(self) -> None:
+        await self._ctx.drain()
 
 
 class _Transcript:

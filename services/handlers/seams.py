@@ -15,7 +15,7 @@ from schemas import ChatRequest, Result, Tag, TokenUsage
 from schemas.common import JsonObject
 from schemas.media import MediaInput, MediaRef
 from services.catalog import Resolved
-from services.hf.answers import ChatAnswer, ChatDelta, OnDelta, OnProgress, StreamInfo, TaskOutcome
+from services.hf.answers import ChatAnswer, ChatDelta, DeltaSink, OnDelta, OnProgress, StreamInfo, TaskOutcome
 from services.hf.providers import TaskInput
 from services.media_types import LoadedMedia, MediaKind
 
@@ -24,6 +24,7 @@ __all__ = [
     "ChatDelta",
     "ChatUpstream",
     "Context",
+    "DeltaSink",
     "Limits",
     "LoadedMedia",
     "MediaIO",
@@ -45,6 +46,10 @@ class ChatUpstream(Protocol):
 
     async def stream_chat(self, request: ChatRequest, model: str, on_delta: OnDelta) -> StreamInfo:
         """Stream a completion, calling `on_delta` per socket read; raises a `ServiceError` leaf on failure."""
+        ...
+
+    async def stream_chat_to(self, request: ChatRequest, model: str, sink: DeltaSink) -> StreamInfo:
+        """`stream_chat` with a sink fed synchronously from the socket's read callback: no task step per read."""
         ...
 
     async def complete_chat(self, request: ChatRequest, model: str) -> ChatAnswer:
@@ -111,6 +116,16 @@ class Context(Protocol):
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
         """Publish one `chunk` output."""
+        ...
+
+    def chunk_nowait(
+        self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None
+    ) -> bool:
+        """Queue one `chunk` output without awaiting (from a `DeltaSink`); False asks the caller to `drain()`."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until the queued outputs are within the connection's buffer limit again."""
         ...
 
     async def result(self, result_type: type[R], **fields: Any) -> None:

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
 
 from schemas import TokenUsage
 from schemas.common import JsonObject
 from services.hf.providers import Media, Transcript, Vectors
 
 
-@dataclass(slots=True)
-class ChatDelta:
-    """Everything one read from the upstream socket carried, folded into one piece."""
+class ChatDelta(msgspec.Struct, gc=False):
+    """Everything one read from the upstream socket carried, folded into one piece.
+
+    One per socket read, never in a cycle: a struct the collector does not track (`gc=False`), so a paced stream's
+    thousands of deltas a second do not set off collections.
+    """
 
     content: str = ""
     reasoning: str = ""
@@ -54,6 +60,18 @@ class StreamInfo:
 
 
 OnDelta = Callable[[ChatDelta], Awaitable[None]]
+
+
+class DeltaSink(Protocol):
+    """Where a stream's deltas go synchronously, from inside the upstream socket's read callback.
+
+    `push` runs once per socket read that completed events, in order, and must not block: it returns False to ask
+    for a pause (its own buffer is full), and reading then stops until the stream's task has awaited `drain`.
+    """
+
+    def push(self, delta: ChatDelta) -> bool: ...
+
+    async def drain(self) -> None: ...
 
 
 OnProgress = Callable[[str, int | None], Awaitable[None]]

@@ -58,25 +58,27 @@ def chat_body(request: ChatRequest, model: str, *, stream: bool) -> bytes:
     )
 
 
-class _Usage(msgspec.Struct):
+# The stream's view structs are made per event and never hold a cycle: untracked by the collector
+# (`gc=False`), so thousands of events a second do not trigger collections.
+class _Usage(msgspec.Struct, gc=False):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
 
 
-class _Delta(msgspec.Struct):
+class _Delta(msgspec.Struct, gc=False):
     content: str | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
     tool_calls: list[JsonObject] | None = None
 
 
-class _Choice(msgspec.Struct):
+class _Choice(msgspec.Struct, gc=False):
     delta: _Delta | None = None
     finish_reason: str | None = None
 
 
-class _StreamEvent(msgspec.Struct):
+class _StreamEvent(msgspec.Struct, gc=False):
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     error: Any = None
@@ -110,6 +112,8 @@ def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool, ServiceError | 
     An `{"error": …}` event ends the fold and comes back as the matching `ServiceError` leaf, so the
     text before it can still be published. Raises `msgspec.DecodeError` for an event that is not JSON.
     """
+    if len(payloads) == 1 and payloads[0] != DONE:
+        return _fold_one(payloads[0])
     content: list[str] = []
     reasoning: list[str] = []
     delta = ChatDelta()
@@ -147,6 +151,34 @@ def fold_events(payloads: list[bytes]) -> tuple[ChatDelta, bool, ServiceError | 
     delta.content = content[0] if len(content) == 1 else "".join(content)
     delta.reasoning = "".join(reasoning)
     return delta, done, failure
+
+
+def _fold_one(payload: bytes) -> tuple[ChatDelta, bool, ServiceError | None]:
+    # `fold_events` for the one event of a read (a paced stream's every read): the same rules, without the lists.
+    event = _event_decoder.decode(payload)
+    if event.error is not None:
+        return ChatDelta(), False, error_for_event(event.error, event.error_type)
+    delta = ChatDelta()
+    if event.usage is not None:
+        delta.usage = TokenUsage(
+            prompt_tokens=event.usage.prompt_tokens,
+            completion_tokens=event.usage.completion_tokens,
+            total_tokens=event.usage.total_tokens,
+        )
+    if not event.choices:
+        return delta, False, None
+    choice = event.choices[0]
+    if choice.finish_reason:
+        delta.finish_reason = choice.finish_reason
+    if (piece := choice.delta) is None:
+        return delta, False, None
+    if piece.content or piece.reasoning_content or piece.reasoning or piece.tool_calls:
+        delta.tokens = 1
+    delta.content = piece.content or ""
+    delta.reasoning = piece.reasoning_content or piece.reasoning or ""
+    if piece.tool_calls:
+        delta.tool_calls = piece.tool_calls
+    return delta, False, None
 
 
 def parse_completion(body: bytes, provider: str | None, router_request_id: str | None = None) -> ChatAnswer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,15 +18,15 @@ import orjson
 
 from schemas import ChatRequest
 from services.errors import ServiceError, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from services.hf.answers import ChatAnswer, OnDelta, OnProgress, StreamInfo, TaskOutcome
+from services.hf.answers import ChatAnswer, DeltaSink, OnDelta, OnProgress, StreamInfo, TaskOutcome
 from services.hf.batching import EmbeddingBatcher
-from services.hf.chat import chat_body, fold_events, parse_completion
+from services.hf.chat import chat_body, parse_completion
+from services.hf.chat_stream import CallbackSink, Stalled, StreamFeed, follow
 from services.hf.cooldown import Cooldowns
 from services.hf.errors import error_for_status, router_request_id
 from services.hf.fetch import PublicOnlyResolver, fetch
 from services.hf.mapping import ProviderMapping, ProviderRoute
 from services.hf.providers import HttpCall, HttpReply, TaskInput
-from services.hf.sse import SseDecoder
 from services.hf.tasks import run_task
 from services.observability.tracing import span, with_trace
 from services.settings import Settings
@@ -40,14 +41,6 @@ class _Attempts:
     """Whether a subscriber has already seen output: after that, a retry would show text twice."""
 
     delivered: bool = False
-
-
-async def _read_to_end(response: aiohttp.ClientResponse) -> None:
-    # The body's end follows `[DONE]` at once; only a response read to its end goes back to the pool, and
-    # reusing the connection saves a TCP handshake per request.
-    while not response.content.at_eof():
-        if not await response.content.readany():
-            break
 
 
 async def _no_progress(status: str, queue_position: int | None) -> None:
@@ -191,11 +184,15 @@ class HfClient:
             return None
 
     async def stream_chat(self, request: ChatRequest, model: str, on_delta: OnDelta) -> StreamInfo:
-        """Stream one completion; a stall before the first token or between reads ends it with `timeout`."""
+        """Stream one completion, awaiting `on_delta` per socket read; `stream_chat_to` is the cheaper way."""
+        return await self.stream_chat_to(request, model, CallbackSink(on_delta))
+
+    async def stream_chat_to(self, request: ChatRequest, model: str, sink: DeltaSink) -> StreamInfo:
+        """Stream one completion into `sink`, from the socket's read callback; a stall ends it with `timeout`."""
         body = chat_body(request, model, stream=True)
         attempts = _Attempts()
         with span("upstream"):
-            return await self._retrying(lambda: self._stream_once(body, on_delta, attempts), attempts)
+            return await self._retrying(lambda: self._stream_once(body, sink, attempts), attempts)
 
     async def complete_chat(self, request: ChatRequest, model: str) -> ChatAnswer:
         """One non-streamed completion, bounded by the request timeout."""
@@ -228,50 +225,31 @@ class HfClient:
         ceiling = min(settings.retry_max_s, settings.retry_base_s * 2**attempt)
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _stream_once(self, body: bytes, on_delta: OnDelta, attempts: _Attempts) -> StreamInfo:
-        idle = self._settings.idle_timeout_s
-        now = asyncio.get_running_loop().time  # the clock anyio's deadlines use, without its per-call lookup
-        refresh_at = 0.0
-        finished = False
-        with anyio.CancelScope(deadline=now() + self._settings.first_token_timeout_s) as watchdog:
-            try:
+    async def _stream_once(self, body: bytes, sink: DeltaSink, attempts: _Attempts) -> StreamInfo:
+        settings = self._settings
+        first_token_by = asyncio.get_running_loop().time() + settings.first_token_timeout_s
+        delivered = attempts.delivered
+        try:
+            # The deadline covers the connection, the headers and an error body; a stream's limits are `follow`'s.
+            with anyio.CancelScope(deadline=first_token_by) as headers_wait:
                 async with self.session.post(self._chat_url, data=body, headers=with_trace(self._headers)) as response:
                     if response.status != 200:
                         raise error_for_status(response.status, await response.read(), response.headers)
-                    info = StreamInfo(response.headers.get("x-inference-provider"), router_request_id(response.headers))
-                    sse = SseDecoder()
-                    async for data in response.content.iter_any():
-                        payloads = sse.feed(data)
-                        if not payloads:
-                            continue
-                        delta, done, failure = fold_events(payloads)
-                        if attempts.delivered or delta.has_output:
-                            attempts.delivered = True
-                            # Moving a deadline re-arms a timer; doing it at most ten times per idle period keeps
-                            # the per-token cost flat while a stall is still caught within 0.9-1.0 x idle.
-                            if (t := now()) >= refresh_at:
-                                watchdog.deadline = t + idle
-                                refresh_at = t + idle / 10
-                        finished = finished or delta.finish_reason is not None
-                        await on_delta(delta)
-                        if failure is not None:
-                            raise failure
-                        if done:
-                            await _read_to_end(response)
-                            return info
-                    tail, _, failure = fold_events(sse.close())
-                    if failure is not None:
-                        raise failure
-                    if tail.finish_reason is None and not finished:
-                        raise UpstreamUnavailable("the router closed the stream before the answer was complete")
-                    await on_delta(tail)
-                    return info
-            except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
-            except msgspec.DecodeError:
-                raise UpstreamError("the router sent a stream event that is not valid JSON") from None
-        phase = "between tokens" if attempts.delivered else "before the first token"
-        limit = idle if attempts.delivered else self._settings.first_token_timeout_s
+                    headers_wait.deadline = math.inf
+                    feed = StreamFeed(sink, attempts.delivered)
+                    try:
+                        await follow(
+                            response, feed, sink, first_token_by=first_token_by, idle_s=settings.idle_timeout_s
+                        )
+                    finally:
+                        attempts.delivered = delivered = feed.delivered
+                    return StreamInfo(response.headers.get("x-inference-provider"), router_request_id(response.headers))
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamUnavailable(f"connection to the router failed ({type(exc).__name__})") from None
+        except Stalled:
+            pass
+        phase = "between tokens" if delivered else "before the first token"
+        limit = settings.idle_timeout_s if delivered else settings.first_token_timeout_s
         raise UpstreamTimeout(f"the upstream stream stalled {phase} (no data for {limit:g}s)")
 
     async def _complete_once(self, body: bytes) -> ChatAnswer:

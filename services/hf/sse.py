@@ -20,6 +20,9 @@ class SseDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes read from the socket; return the payloads of the events they completed."""
         buffer = self._buffer
+        # The common case at a paced stream: one read, one whole single-line event, nothing held over.
+        if not buffer and data.startswith(b"data: ") and data.find(b"\n", 6) == len(data) - 2 and data[-1] == 10:
+            return [data[6:-2]]
         buffer += data
         if b"\r" in data:
             buffer[:] = buffer.replace(b"\r\n", b"\n")

@@ -120,6 +120,8 @@ def _ms(seconds: float | None) -> float | None:
 
 def log_request(logger: logging.Logger, record: RequestRecord) -> None:
     """One INFO line `request finished` carrying every field of `record`."""
+    if not logger.isEnabledFor(logging.INFO):
+        return  # before building the line's fields: at WARNING this runs per request for nothing
     logger.info(
         "request finished",
         extra={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -11,6 +12,9 @@ MAX_LABEL_CHARS = 100
 
 TTFT_BUCKETS_S = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 """Time to first token: tens of ms on a warm model, minutes while a cold model or a media job queues."""
+
+STAGE_BUCKETS_S = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0)
+"""One stage of a request (see `Metrics.stages`): a fraction of a millisecond for a hand-over, seconds for an answer."""
 
 DURATION_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0)
 """Whole requests: an embedding in ms, a long stream in minutes, a video job up to HFBUS_JOB_TIMEOUT (900 s)."""
@@ -66,6 +70,15 @@ class Metrics:
             buckets=DURATION_BUCKETS_S,
             registry=r,
         )
+        self._stages = Histogram(
+            "hfbus_request_stage_seconds",
+            "Seconds a request spent in each stage: queued (durable: stored until taken), intake (taken until the"
+            " handler starts), first_output, answer (first output until the final is ready), keep (durable: the"
+            " compare-and-set), publish, ack.",
+            ["tag", "stage"],
+            buckets=STAGE_BUCKETS_S,
+            registry=r,
+        )
         self._tokens = Counter("hfbus_tokens", "Tokens reported by the upstream.", ["tag", "direction"], registry=r)
         self._cost = Counter(
             "hfbus_cost_usd", "Upstream cost in US dollars, when reported.", ["tag", "model"], registry=r
@@ -79,26 +92,39 @@ class Metrics:
             ["tag", "from", "to"],
             registry=r,
         )
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, family: Any, *values: str | None) -> Any:
+        # `labels()` validates and locks on every call; a request touches seven series, so each is looked up once.
+        key = (family, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*(_label(v) for v in values))
+        return child
 
     def started(self, tag: str) -> None:
         """A request was taken in; pair every call with exactly one `finished`."""
-        label = _label(tag)
-        self._in_flight.labels(label).inc()
-        self._started.labels(label).inc()
+        self._child(self._in_flight, tag).inc()
+        self._child(self._started, tag).inc()
 
     def finished(self, record: RequestRecord) -> None:
         """A request was settled: count it and observe its timings, tokens and cost."""
-        tag = _label(record.tag)
-        outcome = _label(record.outcome)
-        self._in_flight.labels(tag).dec()
-        self._requests.labels(tag, _label(record.model), _label(record.provider), outcome).inc()
+        tag = record.tag
+        outcome = record.outcome
+        self._child(self._in_flight, tag).dec()
+        self._child(self._requests, tag, record.model, record.provider, outcome).inc()
         if record.ttft_s is not None:
-            self._ttft.labels(tag).observe(max(record.ttft_s, 0.0))
-        self._duration.labels(tag, outcome).observe(max(record.duration_s, 0.0))
-        self._tokens.labels(tag, "in").inc(max(record.tokens_in, 0))
-        self._tokens.labels(tag, "out").inc(max(record.tokens_out, 0))
+            self._child(self._ttft, tag).observe(max(record.ttft_s, 0.0))
+        self._child(self._duration, tag, outcome).observe(max(record.duration_s, 0.0))
+        self._child(self._tokens, tag, "in").inc(max(record.tokens_in, 0))
+        self._child(self._tokens, tag, "out").inc(max(record.tokens_out, 0))
         if record.cost_usd is not None and record.cost_usd >= 0:
-            self._cost.labels(tag, _label(record.model)).inc(record.cost_usd)
+            self._child(self._cost, tag, record.model).inc(record.cost_usd)
+
+    def stages(self, tag: str, durations: list[tuple[str, float]]) -> None:
+        """Where one settled request's time went, stage by stage (`(stage, seconds)` in order)."""
+        for stage, seconds in durations:
+            self._child(self._stages, tag, stage).observe(max(seconds, 0.0))
 
     def retried(self, reason: str) -> None:
         """An upstream call is repeated; `reason` is the error code of the failure (`rate_limited`, ...)."""

@@ -1,0 +1,51 @@
+"""Issue 18's targets, each a ratio or difference against the hand-rolled consumer (`lean`) in the same rounds.
+
+Issue 5's rows (absolute thresholds, comparisons with direct calls) stay in `bench.report`; the stall-free rows
+are `bench.stallfree`'s. Rows whose systems were not run are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import Rounds, Target, diff, paired, ratio, summarize
+
+CORE, DURABLE, LEAN = "hfbus-core", "hfbus-durable", "lean"
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    out: list[Target] = []
+    seq: Rounds = results.get("sequential", {})
+    burst: Rounds = results.get("burst", {})
+    p200: Rounds = results.get("paced200", {})
+    p1000: Rounds = results.get("paced1000", {})
+
+    def vs_lean(rounds: Rounds, system: str, key: str, label: str, threshold: float) -> None:
+        if system in rounds and LEAN in rounds:
+            measured = paired(rounds, system, LEAN, key, ratio)
+            out.append(Target(f"{label}, {system.removeprefix('hfbus-')} / lean", measured, "<=", threshold, "x"))
+
+    if DURABLE in burst and LEAN in burst:
+        measured = paired(burst, DURABLE, LEAN, "tokens_per_s", ratio)
+        out.append(Target("tokens/s @50, durable / lean", measured, ">=", 1.5, "x"))
+    vs_lean(p200, CORE, "cpu_us_per_token", "200 paced: CPU per token", 0.8)
+    vs_lean(p200, DURABLE, "cpu_us_per_token", "200 paced: CPU per token", 0.9)
+    vs_lean(p200, CORE, "ttft_p50_ms", "200 paced: TTFT p50", 1.0)
+    vs_lean(p200, DURABLE, "ttft_p50_ms", "200 paced: TTFT p50", 1.5)
+    vs_lean(p1000, CORE, "ttft_p50_ms", "1,000 paced: TTFT p50", 1.5)
+    if CORE in p1000:
+        errors = summarize([sum(r.get("errors", 0.0) for r in p1000[CORE])])
+        out.append(Target("1,000 paced: errors, core", errors, "<=", 0, ""))
+    if CORE in seq and LEAN in seq:
+        # Added over direct, core minus lean's: the direct time cancels, so it is core's TTFT minus lean's.
+        measured = paired(seq, CORE, LEAN, "ttft_p50_ms", diff)
+        out.append(Target("sequential TTFT added: core minus lean's", measured, "<=", 0.0, "ms"))
+    if CORE in seq and DURABLE in seq:
+        measured = paired(seq, DURABLE, CORE, "ttft_p50_ms", diff)
+        out.append(Target("sequential TTFT: durable minus core", measured, "<=", 0.5, "ms"))
+    vec: dict[str, Any] = results.get("vectorize", {})
+    vec_rounds: Rounds = vec.get("rounds", {})
+    if "batching on" in vec_rounds and "batching off" in vec_rounds:
+        measured = paired(vec_rounds, "batching on", "batching off", "requests_per_s", ratio)
+        out.append(Target("vectorize @200: batching on / off (issue 18)", measured, ">=", 3.0, "x"))
+    return out

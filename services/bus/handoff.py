@@ -1,0 +1,75 @@
+"""A bounded first-in first-out hand-off of messages from a subscription callback to one consumer loop.
+
+anyio's memory object stream does this too, but builds a task-info record (the task's name and coroutine,
+through a generic alias) every time its receiver waits: in core intake that is once per request, and it cost
+more than the rest of taking the request in. This is a deque and at most one waiting future on each side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+from anyio import WouldBlock
+
+T = TypeVar("T")
+
+
+class Handoff(Generic[T]):
+    """`put` (one producer) waits while `capacity` items are held; `get` (one consumer) waits while none are."""
+
+    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putter")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(1, capacity)
+        self._items: deque[T] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def put(self, item: T) -> None:
+        """Add `item`, first waiting for room (back-pressure into the caller, e.g. nats-py's pending queue)."""
+        while len(self._items) >= self._capacity and not self._closed:
+            self._putter = asyncio.get_running_loop().create_future()
+            await self._putter
+        self._items.append(item)
+        _wake(self._getter)
+
+    def put_nowait(self, item: T) -> bool:
+        """Add `item` unless the hand-off is full (False)."""
+        if len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        _wake(self._getter)
+        return True
+
+    def get_nowait(self) -> T:
+        """The oldest item; raises `anyio.WouldBlock` when there is none."""
+        if not self._items:
+            raise WouldBlock
+        item = self._items.popleft()
+        _wake(self._putter)
+        return item
+
+    async def get(self) -> T | None:
+        """The oldest item; None once closed and empty. No pass through the event loop while items wait."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._getter = asyncio.get_running_loop().create_future()
+            await self._getter
+        item = self._items.popleft()
+        _wake(self._putter)
+        return item
+
+    def close(self) -> None:
+        """No more items: a waiting `get` returns None once the held ones are taken; `put` no longer waits."""
+        self._closed = True
+        _wake(self._getter)
+        _wake(self._putter)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
