@@ -19,7 +19,7 @@ from schemas.codec import codec_for
 from schemas.models import decode_models_request
 from services import __version__
 from services.bus.connection import connect
-from services.bus.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_stream
+from services.bus.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_out_stream, ensure_stream
 from services.bus.media_store import MediaStore
 from services.catalog import Catalog
 from services.consumer.discovery import Discovery
@@ -68,6 +68,17 @@ class App:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _ensure_out_stream(self, nc: NATS) -> None:
+        try:
+            await ensure_out_stream(nc, self.settings)
+        except Exception as exc:
+            if self.settings.mode == "durable":
+                raise
+            # Core mode runs without JetStream too; resumable requests are then answered live only.
+            logger.warning(
+                "no %s stream (%s): resumable outputs will not be kept", self.settings.subjects.out_stream, exc
+            )
+
     async def run(
         self, *, handle_signals: bool = False, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -85,6 +96,8 @@ class App:
                 await ensure_stream(nc, settings)
                 await ensure_dead_letter_stream(nc, settings)
                 await ensure_finals_stream(nc, settings)
+            if settings.resumable != "off":
+                await self._ensure_out_stream(nc)
             media = MediaStore(nc, settings, upstream)
             if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
                 await media.open()

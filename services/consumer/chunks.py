@@ -26,12 +26,21 @@ _json = msgspec.json.Encoder()
 class ChunkWriter:
     """Encodes and queues one request's chunks (see the module's docstring)."""
 
-    __slots__ = ("_attempt", "_codec", "_head", "_id", "_middle", "_publisher")
+    __slots__ = ("_also", "_attempt", "_codec", "_head", "_id", "_middle", "_publisher")
 
     def __init__(
-        self, nc: NATS, subject: str, headers: Mapping[str, str] | None, codec: Codec, request_id: str, attempt: int
+        self,
+        nc: NATS,
+        subject: str,
+        headers: Mapping[str, str] | None,
+        codec: Codec,
+        request_id: str,
+        attempt: int,
+        *,
+        also: str | None = None,
     ) -> None:
         self._publisher = Publisher(nc, subject, headers)
+        self._also = Publisher(nc, also, headers) if also is not None else None
         self._codec = codec
         self._id = request_id
         self._attempt = attempt
@@ -52,7 +61,10 @@ class ChunkWriter:
                 id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
             )
             payload = self._codec.encode(output)
-        return self._publisher.publish(payload)
+        room = self._publisher.publish(payload)
+        if self._also is not None:
+            room = self._also.publish(payload) and room
+        return room
 
 
 _TAIL = b',"reasoning":null,"tool_calls":null}'

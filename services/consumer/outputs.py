@@ -70,6 +70,7 @@ class Outputs:
         "_seq",
         "_started",
         "_subject",
+        "_also",
         "_request_seq",
         "_resolved",
         "_usage_so_far",
@@ -90,10 +91,13 @@ class Outputs:
         attempt: int,
         trace_headers: dict[str, str] | None = None,
         request_seq: int | None = None,
+        also: str | None = None,
     ) -> None:
         self._scope = scope
         self._nc = scope.nc
         self._subject = subject
+        self._also = also
+        """A second subject for every output: a resumable request's own out subject, beside its reply subject."""
         self._codec = codec
         self._id = request_id
         self._attempt = attempt
@@ -171,7 +175,7 @@ class Outputs:
             queue_position=queue_position,
         )
         self._seq += 1
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+        await self._send(self._codec.encode(output), self._headers)
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
         if self.first_output_at is None:
@@ -181,7 +185,12 @@ class Outputs:
         output = Chunk(
             id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
         )
-        await self._nc.publish(self._subject, self._codec.encode(output), headers=self._headers)
+        await self._send(self._codec.encode(output), self._headers)
+
+    async def _send(self, payload: bytes, headers: dict[str, str] | None) -> None:
+        await self._nc.publish(self._subject, payload, headers=headers)
+        if self._also is not None:
+            await self._nc.publish(self._also, payload, headers=headers)
 
     def chunk_nowait(
         self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None
@@ -191,7 +200,7 @@ class Outputs:
         chunks = self._chunks
         if chunks is None:
             chunks = self._chunks = ChunkWriter(
-                self._nc, self._subject, self._headers, self._codec, self._id, self._attempt
+                self._nc, self._subject, self._headers, self._codec, self._id, self._attempt, also=self._also
             )
         seq = self._seq
         self._seq = seq + 1
@@ -261,5 +270,5 @@ class Outputs:
             return
         if self._request_seq is not None:
             self.kept_at = time.monotonic()
-        await self._nc.publish(self._subject, payload, headers=headers)
+        await self._send(payload, headers)
         self.published_at = time.monotonic()

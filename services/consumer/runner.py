@@ -280,7 +280,13 @@ class TagRunner:
             # Before anything else: not run, not billed, one error on the request's own output subject.
             await self._reject(delivery, codec, InvalidRequest(refused), trace_headers)
             return
-        subject = delivery.reply or request.reply_to or self.settings.subjects.out(self.tag, request_id)
+        own = self.settings.subjects.out(self.tag, request_id)
+        subject = delivery.reply or request.reply_to or own
+        resumable = self.settings.resumable == "always" or (request.resumable and self.settings.resumable != "off")
+        if request.resumable and self.settings.resumable == "off":
+            off = "resumable: this deployment keeps no outputs (HFBUS_RESUMABLE=off); send it without `resumable`"
+            await self._reject(delivery, codec, InvalidRequest(off), trace_headers)
+            return
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
@@ -297,7 +303,11 @@ class TagRunner:
             self.counters.already_answered += 1
             await delivery.ack()
             return
-        outputs = Outputs(self.scope, subject, codec, request_id, attempt, trace_headers, request_seq)
+        if resumable and request_seq is not None:
+            # The kept stream shows every run of the request in turn: number them so no two say the same.
+            attempt = await self.finals.next_run(self.tag, request_id)
+        also = own if resumable and subject != own else None
+        outputs = Outputs(self.scope, subject, codec, request_id, attempt, trace_headers, request_seq, also=also)
         metrics = self.deps.metrics
         metrics.started(self.tag)
         try:
