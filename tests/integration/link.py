@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import SocketStream, TaskGroup
 
 
@@ -30,7 +31,7 @@ class Link:
         for stream in list(self._open):
             with suppress(Exception):
                 await stream.aclose()
-        await anyio.sleep(0)  # let the pipes see their ends closed
+        await anyio.lowlevel.checkpoint()  # let the pipes see their ends closed
 
     def mend(self) -> None:
         self._down = False
