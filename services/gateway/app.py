@@ -44,6 +44,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = await handler(request)
     except ApiError as err:
         return err.response(request_id)
+    except web.HTTPRedirection:
+        raise  # the console's `/console` -> `/console/`: a redirect, not an error
     except web.HTTPException as exc:  # routing (404, 405) and the body limit (413)
         kind = _HTTP_TYPES.get(exc.status, "invalid_request_error" if exc.status < 500 else "server_error")
         return ApiError(exc.status, exc.reason, type=kind, code=str(exc.status)).response(request_id)

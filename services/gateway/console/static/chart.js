@@ -11,8 +11,11 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
+// Axis ticks: cents when that says something, else two significant digits (a chat costs fractions of a cent).
+const axis = (value) => (value === 0 ? "$0" : value >= 0.01 ? `$${value.toFixed(2)}` : `$${value.toPrecision(2)}`);
+
 export function stackedBars(labels, series, { title, format = usd } = {}) {
-  const width = 720, height = 240, left = 56, bottom = 28, top = 10;
+  const width = 900, height = 240, left = 84, bottom = 28, top = 10;
   const totals = labels.map((_, i) => series.reduce((sum, s) => sum + (s.values[i] || 0), 0));
   const max = Math.max(...totals, 0) || 1;
   const band = (width - left) / labels.length;
@@ -22,7 +25,7 @@ export function stackedBars(labels, series, { title, format = usd } = {}) {
   for (const tick of [0, 0.5, 1]) {
     const value = max * tick;
     chart.append(svg("line", { x1: left, x2: width, y1: y(value), y2: y(value), stroke: "#d5dae1" }));
-    chart.append(svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", "font-size": 11, fill: "#55606e" }, format(value)));
+    chart.append(svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", "font-size": 12, fill: "#55606e" }, axis(value)));
   }
   labels.forEach((label, i) => {
     let base = 0;
@@ -35,7 +38,7 @@ export function stackedBars(labels, series, { title, format = usd } = {}) {
       base += value;
     });
     if (labels.length <= 16 || i % Math.ceil(labels.length / 12) === 0) {
-      chart.append(svg("text", { x: left + i * band + band / 2, y: height - 8, "text-anchor": "middle", "font-size": 11, fill: "#55606e" }, label.slice(5)));
+      chart.append(svg("text", { x: left + i * band + band / 2, y: height - 8, "text-anchor": "middle", "font-size": 12, fill: "#55606e" }, label.slice(5)));
     }
   });
   const swatch = (n) => {
