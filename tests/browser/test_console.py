@@ -180,3 +180,27 @@ async def test_every_control_is_labelled_and_every_screen_fits_a_phone(
         await open_screen(phone, "Models and strategy")
         await phone.screenshot(path=shots / "phone-models.png", full_page=True)
         await phone.close()
+
+
+async def test_the_playground_shows_a_video_after_its_progress_and_plays_speech(
+    settings: Settings, page: Page, shots: Path
+) -> None:
+    async with console(settings) as stack:
+        await sign_in(page, stack)
+        await open_screen(page, "Playground")
+        await page.get_by_label("Model", exact=True).select_option("hunyuanvideo")
+        await page.get_by_label("Prompt", exact=True).fill("waves on a beach")
+        await page.get_by_role("button", name="Send").click()
+        video = page.locator("#play-video")
+        await expect(video).to_be_visible(timeout=30_000)
+        assert (await video.get_attribute("src") or "").startswith("blob:")
+        assert await page.locator("#play-output").get_attribute("data-progress-shown") == "true"
+        assert await page.locator("#play-progress").get_attribute("value") == "100"
+
+        await page.get_by_label("Model", exact=True).select_option("kokoro-82m")
+        await page.get_by_label("Prompt", exact=True).fill("hello from the console")
+        await page.get_by_role("button", name="Send").click()
+        audio = page.get_by_label("Spoken answer")
+        await expect(audio).to_be_visible()
+        assert (await audio.get_attribute("src") or "").startswith("blob:")
+        await page.screenshot(path=shots / "playground-speech.png", full_page=True)

@@ -81,6 +81,7 @@ async function video(model, prompt, out) {
   const progress = $("#play-progress");
   let job = await (await v1("videos", json({ model, prompt }))).json();
   progress.hidden = false;
+  out.dataset.progressShown = "true"; // what the browser test checks: the bar came before the video
   fill(out, el("p", { role: "status" }, "Video queued…"));
   const deadline = Date.now() + 15 * 60 * 1000;
   while (job.status === "queued" || job.status === "in_progress") {
@@ -124,6 +125,7 @@ async function send(event) {
   button.disabled = true;
   out.setAttribute("aria-busy", "true");
   delete out.dataset.chunks;
+  delete out.dataset.progressShown;
   $("#play-progress").hidden = true;
   meta([]);
   fill(out);
