@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: install run test unit lint schemas readme bench fuzz chaos lock clean all
+.PHONY: install run test unit lint browser screenshots schemas readme bench fuzz chaos lock clean all
 
 all: lint test
 
@@ -29,8 +29,17 @@ run: $(STAMP)
 	$(BIN)/hfbus dev
 
 ## test: lint, types, then the whole suite against real nats-servers the suite starts itself
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's chromium, which the console's browser tests drive (Playwright never downloads a browser here)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+## screenshots: run the console's browser tests, saving a screenshot of each screen to docs/console/
+screenshots: $(STAMP) browser
+	HFBUS_CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/browser
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit

@@ -91,6 +91,19 @@ class Subjects:
         """JetStream's advisory when a request of `tag` used up its deliveries without being settled."""
         return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.stream}.{self.durable(tag)}"
 
+    def events_done(self, tag: Tag) -> str:
+        """One `DoneEvent` per finished request of `tag` (see `schemas.operations`)."""
+        return f"{self.prefix}.events.done.{tag}"
+
+    @property
+    def events_done_all(self) -> str:
+        return f"{self.prefix}.events.done.*"
+
+    @property
+    def defaults_bucket(self) -> str:
+        """The KV bucket of the per-tag `TagDefaults` consumers watch, beside the prefix's streams."""
+        return f"{self.stream}_DEFAULTS"
+
     @property
     def models(self) -> str:
         return f"{self.prefix}.models"

@@ -217,14 +217,23 @@ class Catalog:
         """The models of `tag` (all tags when None), default first within each tag."""
         return [m for m in self._models if (tag is None or m.tag is tag) and (m.active or not active_only)]
 
-    def resolve(self, tag: Tag, model: str | None) -> Resolved:
+    def resolve(
+        self, tag: Tag, model: str | None, *, default_model: str | None = None, strategy: str | None = None
+    ) -> Resolved:
         """Turn a request's `model` (None, a catalog name or an HF id, each with an optional suffix) into a `Resolved`.
 
         A suffix in the request wins over the entry's pinned provider or policy. An HF id the catalog does not
         list for `tag` still resolves, with `entry` None. Raises `InvalidModelError` for a malformed string and
         `UnknownModelError` for a name that is not an active catalog model of `tag`.
+
+        The operator's live defaults (the console, `schemas.operations.TagDefaults`) come in between:
+        `default_model` replaces the catalog's default when the request names no model, and `strategy` (`auto`
+        for no suffix, a policy, or a provider) replaces the entry's provider or policy when the request's model
+        has no suffix of its own.
         """
         suffix: str | None = None
+        if model is None and default_model:
+            model = default_model
         if model is None:
             default = self.default(tag)
             entry: CatalogModel | None = default
@@ -233,7 +242,9 @@ class Catalog:
             base, suffix = _split(model)
             entry = self._find(tag, base)
         hf_model = entry.hf_model if entry is not None else base
-        if suffix is None and entry is not None:
+        if suffix is None and strategy is not None:
+            suffix = None if strategy == "auto" else strategy
+        elif suffix is None and entry is not None:
             suffix = entry.provider or (entry.policy[1:] if entry.policy else None)
         return Resolved(
             hf_model=hf_model,

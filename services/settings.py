@@ -25,6 +25,10 @@ HEAVY_CONCURRENCY = 64
 embedding payloads cost memory and CPU per request."""
 
 
+MIN_ADMIN_KEY_CHARS = 16
+"""The console's sign-in key is guessable below this; `make run` generates 43 random characters."""
+
+
 class Secret:
     """A credential that shows as `***` in every repr, str, log line and traceback."""
 
@@ -79,7 +83,9 @@ class Settings:
     prefix: str = "ai"
     http_addr: str = "127.0.0.1:9464"
     gateway_addr: str = "127.0.0.1:8080"
-    """Where `hfbus gateway` serves the OpenAI-compatible API."""
+    """Where `hfbus gateway` serves the OpenAI-compatible API and the console (`/console`)."""
+    admin_key: Secret | None = None
+    """HFBUS_ADMIN_KEY: what signs in to the console and its admin API; None turns both off."""
     tags: tuple[Tag, ...] = ()
     """Tags this process serves; empty means every tag that has a handler."""
     concurrency: int | None = None
@@ -185,6 +191,7 @@ class Settings:
             prefix=reader.text("HFBUS_PREFIX", defaults.prefix),
             http_addr=reader.text("HFBUS_HTTP_ADDR", defaults.http_addr),
             gateway_addr=reader.text("HFBUS_GATEWAY_ADDR", defaults.gateway_addr),
+            admin_key=reader.admin_key("HFBUS_ADMIN_KEY"),
             tags=reader.tags("HFBUS_TAGS", defaults.tags),
             concurrency=reader.optional_integer("HFBUS_CONCURRENCY"),
             tag_concurrency=tuple(
@@ -250,6 +257,13 @@ class _EnvReader:
             if raw == choice:
                 return choice
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+
+    def admin_key(self, name: str) -> Secret | None:
+        value = self._env.get(name, "").strip()
+        if value and len(value) < MIN_ADMIN_KEY_CHARS:
+            # Never echo it: a short value is still somebody's secret.
+            raise SettingsError(f"{name} must be at least {MIN_ADMIN_KEY_CHARS} characters long")
+        return Secret(value) if value else None
 
     def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
         raw = self._env.get(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import replace
@@ -45,6 +46,13 @@ def dev(args: argparse.Namespace, settings: Settings) -> None:
         settings = replace(settings, nats_url=server.url)
         logger.info("embedded nats-server on %s (JetStream data in %s/nats)", server.url, args.data_dir)
 
+    admin_key_line = "Admin key:                 HFBUS_ADMIN_KEY (from the environment)"
+    if settings.admin_key is None:
+        # A fresh one per `make run`: printed once in the banner below, never logged.
+        generated = secrets.token_urlsafe(32)
+        settings = replace(settings, admin_key=Secret(generated))
+        admin_key_line = f"Admin key (shown once):    {generated}"
+
     async def serve_all() -> None:
         nonlocal settings
         runner = None
@@ -64,7 +72,8 @@ def dev(args: argparse.Namespace, settings: Settings) -> None:
         try:
             async with anyio.create_task_group() as doors:
                 gateway_url = await doors.start(serve_gateway, settings)
-                sys.stderr.write(_GATEWAY_BANNER.format(url=gateway_url, key=await _demo_key(settings)))
+                demo_key = await _demo_key(settings)
+                sys.stderr.write(_GATEWAY_BANNER.format(url=gateway_url, key=demo_key, admin=admin_key_line))
                 # The consumers own SIGINT/SIGTERM (a graceful stop); the gateway goes when they are done.
                 await App(settings).run(handle_signals=True)
                 doors.cancel_scope.cancel()
@@ -117,6 +126,8 @@ _OFFLINE_BANNER = """
 """
 
 _GATEWAY_BANNER = """
+  Console:                   {url}/console
+  {admin}
   OpenAI-compatible gateway: {url}/v1
   Demo key (shown once):     {key}
   Try it:  curl {url}/v1/chat/completions -H "Authorization: Bearer {key}" \\

@@ -19,10 +19,12 @@ from schemas.codec import codec_for
 from schemas.models import decode_models_request
 from services import __version__
 from services.bus.connection import connect
+from services.bus.defaults import LiveDefaults
 from services.bus.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_out_stream, ensure_stream
 from services.bus.media_store import MediaStore
 from services.catalog import Catalog
-from services.consumer.discovery import Discovery
+from services.consumer.discovery import Discovery, new_instance_id
+from services.consumer.events import DoneEvents
 from services.consumer.inflight import InFlight
 from services.consumer.outputs import Deps
 from services.consumer.runner import TagRunner
@@ -63,6 +65,9 @@ class App:
         """True while every runner takes requests: what /readyz reports."""
         self.catalog = Catalog.load()
         self.runners: dict[str, TagRunner] = {}
+        self.defaults = LiveDefaults()
+        """The per-tag defaults set from the console (NATS KV), applied to the next request without a restart."""
+        self.instance_id = new_instance_id()
         self._stop = anyio.Event()
 
     def stop(self) -> None:
@@ -101,7 +106,15 @@ class App:
             media = MediaStore(nc, settings, upstream)
             if any(tag not in (Tag.CHAT, Tag.PIC2TEXT) for tag in self.tags):
                 await media.open()
-            deps = Deps(upstream=upstream, media=media, catalog=self.catalog, metrics=metrics)
+            events = DoneEvents(nc, settings.subjects, self.instance_id)
+            deps = Deps(
+                upstream=upstream,
+                media=media,
+                catalog=self.catalog,
+                metrics=metrics,
+                defaults=self.defaults,
+                events=events,
+            )
 
             async def on_cancel(msg: Msg) -> None:
                 request_id = msg.subject.rsplit(".", 1)[-1]
@@ -128,12 +141,16 @@ class App:
             async with anyio.create_task_group() as outer:
                 if handle_signals:
                     outer.start_soon(self._stop_on_signal)
+                # In the outer group: it follows the bucket until the runners are done, then is cancelled with it.
+                await outer.start(self.defaults.watch, nc, settings)
                 async with anyio.create_task_group() as tg:
                     for tag in self.tags:
                         runner = TagRunner(nc, settings, tag, HANDLERS[tag], deps, self.inflight)
                         self.runners[tag] = runner
                         await tg.start(runner.serve)
-                    discovery = Discovery(nc, settings, __version__, self.runners)
+                    discovery = Discovery(
+                        nc, settings, __version__, self.runners, instance_id=self.instance_id, defaults=self.defaults
+                    )
                     await discovery.start()
                     stack.push_async_callback(discovery.stop)
                     await nc.flush()
@@ -152,7 +169,7 @@ class App:
                     logger.info("stopping: no new requests; in-flight ones have %gs", settings.shutdown_grace_s)
                     for runner in self.runners.values():
                         runner.stop()
-                outer.cancel_scope.cancel()  # the signal watcher is all that is left
+                outer.cancel_scope.cancel()  # the signal and defaults watchers are all that is left
         logger.info("stopped")
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ from nats.aio.subscription import Subscription
 from nats.nuid import NUID
 
 from schemas import Subjects
+from services.bus.defaults import LiveDefaults
 from services.consumer.runner import TagRunner
 from services.settings import Settings
 
@@ -25,15 +26,30 @@ SERVICE_NAME = "hfbus"
 _VERBS = ("PING", "INFO", "STATS")
 
 
+def new_instance_id() -> str:
+    """A consumer process's `$SRV` id, also the `consumer` of its done events."""
+    return NUID().next().decode()
+
+
 class Discovery:
     """Answers the micro discovery verbs for one process; `start()` subscribes, `stop()` unsubscribes."""
 
-    def __init__(self, nc: NATS, settings: Settings, version: str, runners: Mapping[str, TagRunner]) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        settings: Settings,
+        version: str,
+        runners: Mapping[str, TagRunner],
+        *,
+        instance_id: str | None = None,
+        defaults: LiveDefaults | None = None,
+    ) -> None:
         self._nc = nc
         self._settings = settings
         self._version = version
         self._runners = runners
-        self.id = NUID().next().decode()
+        self._defaults = defaults
+        self.id = instance_id or new_instance_id()
         self._started = datetime.now(UTC)
         self._subscriptions: list[Subscription] = []
 
@@ -53,12 +69,16 @@ class Discovery:
         await msg.respond(orjson.dumps(body))
 
     def _identity(self, kind: str) -> dict[str, Any]:
+        metadata = {"mode": self._settings.mode, "prefix": self._settings.prefix}
+        if self._defaults is not None:
+            # Micro metadata values are strings. The console waits on this to tell a strategy change took hold.
+            metadata["defaults_revision"] = str(self._defaults.revision)
         return {
             "type": f"io.nats.micro.v1.{kind}_response",
             "name": SERVICE_NAME,
             "id": self.id,
             "version": self._version,
-            "metadata": {"mode": self._settings.mode, "prefix": self._settings.prefix},
+            "metadata": metadata,
         }
 
     def ping(self) -> dict[str, Any]:
@@ -83,7 +103,11 @@ class Discovery:
                     "last_error": counters.last_error,
                     "processing_time": counters.processing_ns,
                     "average_processing_time": counters.processing_ns // counters.requests if counters.requests else 0,
-                    "data": {"redelivered": counters.redelivered, "dead_lettered": counters.dead_lettered},
+                    "data": {
+                        "redelivered": counters.redelivered,
+                        "dead_lettered": counters.dead_lettered,
+                        "in_flight": counters.in_flight,
+                    },
                 }
             )
         started = self._started.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -15,11 +15,13 @@ from schemas import Chunk, Error, Progress, Result, Tag, TokenUsage
 from schemas.codec import Codec
 from schemas.common import JsonObject
 from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR_CODE
+from services.bus.defaults import LiveDefaults
 from services.bus.finals import KeptFinals
 from services.bus.media_store import MediaStore
 from services.bus.publish import drained
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
 from services.consumer.chunks import ChunkWriter
+from services.consumer.events import DoneEvents
 from services.errors import InvalidRequest, ServiceError, TooLarge, UnknownModel
 from services.handlers.seams import Limits, R
 from services.hf.client import HfClient
@@ -31,12 +33,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Deps:
-    """What every runner shares: the HF client, the media store, the model catalog."""
+    """What every runner shares: the HF client, the media store, the model catalog and the live defaults."""
 
     upstream: HfClient
     media: MediaStore
     catalog: Catalog
     metrics: Metrics
+    defaults: LiveDefaults
+    events: DoneEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,12 @@ class Outputs:
 
     def resolve(self, model: str | None) -> Resolved:
         try:
-            self._resolved = self._scope.deps.catalog.resolve(self._scope.tag, model)
+            deps, tag = self._scope.deps, self._scope.tag
+            live = deps.defaults.get(tag)
+            if live is None:
+                self._resolved = deps.catalog.resolve(tag, model)
+            else:
+                self._resolved = deps.catalog.resolve(tag, model, default_model=live.model, strategy=live.strategy)
             return self._resolved
         except UnknownModelError as exc:
             raise UnknownModel(str(exc)) from None

@@ -83,6 +83,8 @@ class Counters:
     already_answered: int = 0
     """Deliveries settled without running: their final output had been kept already."""
     dead_lettered: int = 0
+    in_flight: int = 0
+    """Deliveries being processed right now."""
 
 
 class TagRunner:
@@ -202,7 +204,9 @@ class TagRunner:
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self.deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
-        self.deps.metrics.finished(request_record(outputs, self.tag, None))
+        record = request_record(outputs, self.tag, None)
+        self.deps.metrics.finished(record)
+        await self.deps.events.publish(record)
         await delivery.term()
 
     async def give_up(
@@ -256,10 +260,12 @@ class TagRunner:
         started = time.perf_counter_ns()
         counters = self.counters
         failed_before = counters.failed + counters.rejected
+        counters.in_flight += 1
         try:
             with request_trace(delivery.headers, self.tag, "") as trace_headers:
                 await self._traced(delivery, trace_headers)
         finally:
+            counters.in_flight -= 1
             counters.requests += 1
             counters.processing_ns += time.perf_counter_ns() - started
             if counters.failed + counters.rejected > failed_before:
@@ -317,6 +323,8 @@ class TagRunner:
             metrics.finished(record)
             metrics.stages(self.tag, stage_times(outputs, taken_at, queued_s))
             log_request(logger, record)
+            with anyio.CancelScope(shield=True):  # a shutdown cut still reports how the request ended
+                await self.deps.events.publish(record)
 
     async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
         request_id: str = request.id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
 import anyio
 from aiohttp import web
@@ -16,6 +17,7 @@ from anyio.abc import TaskStatus
 from services.catalog import Catalog
 from services.client import HfBus
 from services.gateway.access.guard import KeyGuard
+from services.gateway.console import Console, add_console
 from services.gateway.endpoints import audio, chat, embeddings, images, links, models, videos
 from services.gateway.endpoints.links import LINKS, MediaLinks
 from services.gateway.endpoints.videos import JOBS, VideoJobs
@@ -42,6 +44,8 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         response = await handler(request)
     except ApiError as err:
         return err.response(request_id)
+    except web.HTTPRedirection:
+        raise  # the console's `/console` -> `/console/`: a redirect, not an error
     except web.HTTPException as exc:  # routing (404, 405) and the body limit (413)
         kind = _HTTP_TYPES.get(exc.status, "invalid_request_error" if exc.status < 500 else "server_error")
         return ApiError(exc.status, exc.reason, type=kind, code=str(exc.status)).response(request_id)
@@ -50,8 +54,12 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-def make_app(gateway: Gateway, media_links: MediaLinks, video_jobs: VideoJobs) -> web.Application:
+def make_app(
+    gateway: Gateway, media_links: MediaLinks, video_jobs: VideoJobs, console: Console | None = None
+) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=MAX_BODY_BYTES)
+    if console is not None:
+        add_console(app, console)
     app[GATEWAY] = gateway
     app[LINKS] = media_links
     app[JOBS] = video_jobs
@@ -78,11 +86,13 @@ async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK
     catalog = Catalog.load()
     async with (
         HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus,
+        AsyncExitStack() as stack,
         anyio.create_task_group() as tasks,
     ):
         guard = await KeyGuard.open(bus.nc, settings, catalog)
         media_links, video_jobs = await MediaLinks.open(bus.nc, settings), await VideoJobs.open(bus.nc, settings)
-        app = make_app(Gateway(bus, tasks, catalog, guard), media_links, video_jobs)
+        console = await Console.open(stack, settings, bus, catalog, guard)
+        app = make_app(Gateway(bus, tasks, catalog, guard), media_links, video_jobs, console)
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
@@ -91,6 +101,10 @@ async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK
             bound = runner.addresses[0]
             url = f"http://{host or '127.0.0.1'}:{bound[1]}"
             logger.info("gateway serving the OpenAI API on %s/v1 (%s mode)", url, bus.mode)
+            if settings.admin_key is None:
+                logger.info("console at %s/console is off: set HFBUS_ADMIN_KEY to sign in", url)
+            else:
+                logger.info("console at %s/console", url)
             task_status.started(url)
             await anyio.sleep_forever()
         finally:

@@ -17,6 +17,7 @@ import pytest
 
 from schemas import Chunk, Error, Output, Progress, RequestBase, Result, Subjects, Tag
 from schemas.models import ModelsReply, ModelsRequest
+from schemas.operations import DoneEvent, TagDefaults
 from schemas.subjects import ANSWERED_BY, DEAD_DELIVERIES, DEAD_REASON, MSG_ID, REQUEST_SEQ
 from services.dev import schemagen
 from services.handlers import HANDLERS, HandlerSpec
@@ -296,7 +297,7 @@ def test_asyncapi_message_examples_match_their_payload_schema_and_decode() -> No
     doc = load(schemagen.ASYNCAPI_FILE)
     structs = {c.request_type.__name__: c.request_type for c in CONTRACTS.values()}
     structs |= {o.__name__: o for c in CONTRACTS.values() for o in c.outputs}
-    structs |= {cls.__name__: cls for cls in (ModelsRequest, ModelsReply)}
+    structs |= {cls.__name__: cls for cls in (ModelsRequest, ModelsReply, DoneEvent, TagDefaults)}
     content_types = doc["components"]["schemas"]["RequestHeaders"]["properties"]["Content-Type"]["enum"]
     assert content_types == ["application/json", "application/msgpack"]
     for name, message in doc["components"]["messages"].items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
@@ -239,3 +240,22 @@ async def test_a_request_settled_after_its_window_ended_is_billed_without_touchi
 
     assert (await admit(limiter, record, tokens=100)).rates.remaining_tokens == 0
     assert (await limiter.spend())["keys"][record.id]["tokens"] == 90
+
+
+async def test_spend_is_also_counted_per_utc_day_for_the_console_chart(
+    instances: list[tuple[KeyStore, Limiter]],
+) -> None:
+    keys, limiter = instances[0]
+    record = await new_key(keys)
+    await limiter.settle(await admit(limiter, record), tokens=10, cost_usd=0.5, model=MODEL)
+    await limiter.settle(await admit(limiter, record), tokens=10, cost_usd=0.25, model="other/model")
+
+    daily = await limiter.spending.daily(3, now=NOW)
+
+    today = datetime.fromtimestamp(NOW, UTC).date()
+    assert daily["days"] == [(today - timedelta(days=d)).isoformat() for d in (2, 1, 0)]
+    mine = daily["keys"][record.id]
+    assert mine["name"] == "k" and set(mine["days"]) == {today.isoformat()}
+    assert mine["days"][today.isoformat()] == {"requests": 2, "cost_usd": pytest.approx(0.75)}
+    assert daily["models"]["other/model"]["days"][today.isoformat()]["cost_usd"] == pytest.approx(0.25)
+    assert (await limiter.spending.daily(3, now=NOW + 3 * 86400))["keys"] == {}

@@ -324,6 +324,7 @@ async def test_the_example_permissions_serve_requests_and_keep_publishers_off_th
 
     assert chat.text == expected_text([{"role": "user", "content": "permitted"}], 8)
     assert app.runners[Tag.CHAT].counters.handled >= 1
+    assert app.defaults.available, "the consumer may watch the per-tag defaults the console sets"
     assert isinstance(image, MediaResult) and image.media[0].bucket == settings.media_bucket and data
     assert "Permissions Violation" not in caplog.text and "permissions violation" not in caplog.text
     assert "no JetStream object store" not in caplog.text

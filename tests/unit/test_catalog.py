@@ -391,3 +391,29 @@ def test_a_models_request_may_be_empty(body: bytes, expected: ModelsRequest) -> 
 def test_a_models_request_with_an_unknown_tag_is_refused_naming_the_field() -> None:
     with pytest.raises(msgspec.ValidationError, match=r"\$\.tag"):
         decode_models_request(b'{"tag":"chatt"}')
+
+
+@pytest.mark.parametrize(
+    ("model", "default_model", "strategy", "expected", "provider"),
+    [
+        (None, None, "cheapest", "deepseek-ai/DeepSeek-R1:cheapest", None),
+        (None, None, "auto", "deepseek-ai/DeepSeek-R1", None),
+        (None, None, "together", "deepseek-ai/DeepSeek-R1:together", "together"),
+        (None, "qwen2.5-coder-32b", None, "Qwen/Qwen2.5-Coder-32B-Instruct", None),
+        (None, "qwen2.5-coder-32b", "preferred", "Qwen/Qwen2.5-Coder-32B-Instruct:preferred", None),
+        ("deepseek-r1", "qwen2.5-coder-32b", "cheapest", "deepseek-ai/DeepSeek-R1:cheapest", None),
+        ("deepseek-r1:groq", None, "cheapest", "deepseek-ai/DeepSeek-R1:groq", "groq"),
+        ("org/outside", None, "fastest", "org/outside:fastest", None),
+    ],
+)
+def test_the_live_defaults_sit_between_the_request_and_the_catalog(
+    catalog: Catalog,
+    model: str | None,
+    default_model: str | None,
+    strategy: str | None,
+    expected: str,
+    provider: str | None,
+) -> None:
+    resolved = catalog.resolve(Tag.CHAT, model, default_model=default_model, strategy=strategy)
+
+    assert (resolved.model_string, resolved.provider) == (expected, provider)

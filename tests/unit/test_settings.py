@@ -19,6 +19,16 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.prefix == "ai"
     assert settings.http_addr == "127.0.0.1:9464"
     assert settings.hf_token is None
+    assert settings.admin_key is None, "no admin key: the console and its admin API are off"
+
+
+def test_the_admin_key_is_a_secret_and_a_short_one_is_refused_without_echoing_it() -> None:
+    settings = Settings.from_env({"HFBUS_ADMIN_KEY": "a-long-enough-admin-key"})
+    assert settings.admin_key == Secret("a-long-enough-admin-key")
+    assert "a-long-enough-admin-key" not in repr(settings)
+    with pytest.raises(SettingsError, match="HFBUS_ADMIN_KEY") as refused:
+        Settings.from_env({"HFBUS_ADMIN_KEY": "short-key"})
+    assert "short-key" not in str(refused.value)
 
 
 def test_the_token_comes_from_either_name_or_a_file(tmp_path: Path) -> None:

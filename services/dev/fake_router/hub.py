@@ -202,3 +202,23 @@ def model_info(request: web.Request, models: Mapping[str, HubModel]) -> web.Resp
     if expand:
         return json_response(200, head | {name: fields[name] for name in expand})
     return json_response(200, head | {"modelId": repo_id, "pipeline_tag": model.pipeline_tag, "tags": fields["tags"]})
+
+
+ACCOUNT = "hfbus-demo"
+"""The account the simulated Hub says every accepted token belongs to."""
+
+
+def whoami(request: web.Request) -> web.Response:
+    """`GET /api/whoami-v2`: who the bearer token belongs to (the token check itself is the route's guard)."""
+    return json_response(
+        200,
+        {
+            "type": "user",
+            "id": hashlib.sha256(ACCOUNT.encode()).hexdigest()[:24],
+            "name": ACCOUNT,
+            "fullname": "hfbus simulated account",
+            "canPay": True,
+            "orgs": [],
+            "auth": {"type": "access_token", "accessToken": {"displayName": "offline", "role": "fineGrained"}},
+        },
+    )

@@ -327,7 +327,7 @@ def bind(state: MediaState, route: Callable[[web.Request, MediaState], Awaitable
 
 
 def add_routes(app: web.Application, state: MediaState) -> None:
-    """Register the Hub model API and the CDN on `app`."""
+    """Register the Hub model and whoami APIs and the CDN on `app`."""
 
     async def model_info(request: web.Request) -> web.Response:
         return hub.model_info(request, state.models)
@@ -335,3 +335,9 @@ def add_routes(app: web.Application, state: MediaState) -> None:
     repo = "{repo:[^/]+(?:/[^/]+)?}"
     app.router.add_get(f"/api/models/{repo}", guarded(state, model_info, polls=False, trigger="repo"))
     app.router.add_get("/cdn/{name}", bind(state, cdn_file))
+
+    async def whoami(request: web.Request) -> web.Response:
+        return hub.whoami(request)
+
+    # Behind the token check and the fault queue: a test queues a 401 or 402 to see the console report it.
+    app.router.add_get("/api/whoami-v2", guarded(state, whoami, polls=False))

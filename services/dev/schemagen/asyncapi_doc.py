@@ -21,6 +21,7 @@ from services.dev.schemagen.components import (
 from services.dev.schemagen.contracts import TagContract
 from services.dev.schemagen.examples import TRACEPARENT, models_examples, output_examples, request_examples
 from services.dev.schemagen.jsonschema import GENERATED, add_field_docs
+from services.dev.schemagen.operations_doc import STRUCTS, done_events, tag_defaults, tag_parameter
 from services.dev.schemagen.stored import dead_letters, kept_finals
 
 _SUBJECTS = Subjects("{prefix}")
@@ -29,7 +30,7 @@ _SUBJECTS = Subjects("{prefix}")
 def asyncapi(contracts: Sequence[TagContract]) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of hfbus seen from the consumers: they receive requests and send outputs."""
     structs: list[Any] = [c.request_type for c in contracts] + [o for c in contracts for o in c.outputs]
-    schema_list = list(dict.fromkeys([*structs, ModelsRequest, ModelsReply]))
+    schema_list = list(dict.fromkeys([*structs, ModelsRequest, ModelsReply, *STRUCTS]))
     _, component_schemas = msgspec.json.schema_components(schema_list, ref_template="#/components/schemas/{name}")
     add_field_docs(component_schemas, schema_list)
     component_schemas = asyncapi_discriminators(component_schemas)
@@ -41,6 +42,8 @@ def asyncapi(contracts: Sequence[TagContract]) -> dict[str, Any]:
         dead_letters(sections, contract)
     _cancel(sections)
     _models(sections)
+    done_events(sections)
+    tag_defaults(sections)
 
     return {
         "asyncapi": "3.0.0",
@@ -69,7 +72,7 @@ def asyncapi(contracts: Sequence[TagContract]) -> dict[str, Any]:
         "components": {
             "schemas": {**component_schemas, **header_schemas()},
             "messages": sections.messages,
-            "parameters": parameters(),
+            "parameters": {**parameters(), "tag": tag_parameter()},
         },
     }
 

@@ -8,6 +8,8 @@ so two instances sharing a key at 10 rpm let 10 requests through, not 20:
                     (max_age 2 windows: old windows vanish by themselves)
     <STREAM>_SPEND  <STREAM>.spend.<key id>.budget              nano-USD spent + reserved (never expires)
                     <STREAM>.spend.<key id>.m.<model>.<what>    settled requests, tokens, nano-USD per model
+                    <STREAM>.spend.<key id>.d.<day>.<model>.<what>  settled requests, nano-USD per UTC day
+                                                                (read by `spend.py`, for the console's chart)
 
 Why counters and not KV compare-and-set: an admit is one increment per limit whose ack returns the new total,
 whatever the contention; with compare-and-set, N instances racing for one key cost O(N) rounds each (every loser
@@ -24,7 +26,6 @@ window that is harmless (it ends), in a budget it stays counted as spent (it err
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import secrets
@@ -40,13 +41,12 @@ from nats.errors import Error as NatsError
 from services.gateway.access.counters import Counters, CountersUnavailable, ensure_counter_stream
 from services.gateway.access.keys import KeyRecord, KeyStore
 from services.gateway.access.rates import RateState
+from services.gateway.access.spend import NANO, SpendReader, SpendUnavailable, day_token, model_token
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 WINDOW_S = 60
-NANO = 1_000_000_000
-"""Money is counted in nano-USD: counters are integers, and a few tokens can cost less than a micro-dollar."""
 
 Kind = Literal["requests", "tokens", "budget"]
 
@@ -122,6 +122,8 @@ class Limiter:
         self._spend = Counters(nc, f"{root}_SPEND", deadline_s=deadline_s)
         self._nc = nc
         self._settings = settings
+        self.spending = SpendReader(self._spend, root, keys)
+        """Per key, per model and per day: what `settle` counted."""
 
     async def ensure_streams(self) -> None:
         """Create (or update) the two counter streams; idempotent, every instance may call it at start."""
@@ -219,40 +221,25 @@ class Limiter:
             )
         if admission.counted_budget:
             writes.append((self._budget_subject(admission.key_id), cost_nano - admission.reserved_nano))
-        spent = f"{self._root}.spend.{admission.key_id}.m.{_token(model)}"
+        spent = f"{self._root}.spend.{admission.key_id}.m.{model_token(model)}"
         writes += [(f"{spent}.requests", 1), (f"{spent}.tokens", tokens), (f"{spent}.cost", cost_nano)]
+        daily = f"{self._root}.spend.{admission.key_id}.d.{day_token(self._clock())}.{model_token(model)}"
+        writes += [(f"{daily}.requests", 1), (f"{daily}.cost", cost_nano)]
         with anyio.CancelScope(shield=True):
             results = await self._add_all([w for w in writes if w[1]], admission.id, "s")
         if failed := [r for r in results if isinstance(r, Exception)]:
             logger.error("could not settle request %s of key %s: %s", admission.id, admission.key_id, failed[0])
 
     async def spend(self) -> dict[str, Any]:
-        """Settled totals per key (with a breakdown per model) and per model, for `hfbus keys list` and the admin API:
-
-            {"keys": {<key id>: {"name", "revoked", "requests", "tokens", "cost_usd", "models": {<model>: {...}}}},
-             "models": {<model>: {"requests", "tokens", "cost_usd"}}}
+        """Settled totals per key and per model (see `SpendReader.totals`), for `hfbus keys list` and the console.
 
         Raises:
             LimitsUnavailable: NATS did not answer within the deadline.
         """
         try:
-            totals = await self._spend.totals(f"{self._root}.spend.*.m.>")
-        except CountersUnavailable as err:
+            return await self.spending.totals()
+        except SpendUnavailable as err:
             raise LimitsUnavailable(str(err)) from err
-        keys: dict[str, dict[str, Any]] = {
-            r.id: {"name": r.name, "revoked": r.revoked, **_zero(), "models": {}} for r in await self._keys.list()
-        }
-        models: dict[str, dict[str, Any]] = {}
-        for subject, total in totals.items():
-            key_id, _, model_token, what = subject.removeprefix(f"{self._root}.spend.").split(".")
-            model = _model(model_token)
-            key = keys.setdefault(key_id, {"name": None, "revoked": None, **_zero(), "models": {}})
-            for bucket in (key, key["models"].setdefault(model, _zero()), models.setdefault(model, _zero())):
-                if what == "cost":
-                    bucket["cost_usd"] += total / NANO
-                else:
-                    bucket[what] += total
-        return {"keys": keys, "models": models}
 
     async def _add_all(self, increments: list[tuple[str, int]], admission_id: str, stage: str) -> list[int | Exception]:
         """Every (subject, delta) at once; each slot holds the new total or the failure, so one failure loses none
@@ -301,18 +288,5 @@ def _refusal(count: _Count, record: KeyRecord) -> str:
     return f"key {record.name!r} is over its limit of {count.limit} {per} per minute"
 
 
-def _zero() -> dict[str, Any]:
-    return {"requests": 0, "tokens": 0, "cost_usd": 0.0}
-
-
 def _nano(usd: float) -> int:
     return max(0, round(usd * NANO)) if math.isfinite(usd) else 0
-
-
-def _token(model: str) -> str:
-    """A model name as one subject token: names hold '.', '/' and ':', and a subject token may hold no '.'."""
-    return base64.urlsafe_b64encode(model.encode()).decode().rstrip("=")
-
-
-def _model(token: str) -> str:
-    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode(errors="replace")

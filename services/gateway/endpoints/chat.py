@@ -118,7 +118,10 @@ class _View:
         return self._event({"choices": [choice]})
 
     def usage(self, result: ChatResult) -> bytes:
-        return self._event({"choices": [], "usage": _usage(result)})
+        # hfbus extras, as on a non-streamed completion: who served it and what it cost (SDKs keep unknown fields).
+        return self._event(
+            {"choices": [], "usage": _usage(result), "provider": result.provider, "cost_usd": result.cost_usd}
+        )
 
     def _event(self, fields: dict[str, Any]) -> bytes:
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}

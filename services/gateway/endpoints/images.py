@@ -71,7 +71,13 @@ async def _answer(
     result, headers = await submit(request, tag, request_type, model, fields)
     gateway = request.app[GATEWAY]
     data = [await _image(request, gateway, ref, response_format) for ref in result.media]
-    reply = {"created": int(time.time()), "data": data, "model": result.model, "cost_usd": result.cost_usd}
+    reply = {
+        "created": int(time.time()),
+        "data": data,
+        "model": result.model,
+        "provider": result.provider,
+        "cost_usd": result.cost_usd,
+    }
     return web.Response(body=orjson.dumps(reply), content_type="application/json", headers=headers)
 
 
