@@ -18,8 +18,9 @@ from schemas.subjects import REQUEST_SEQ
 from services.bus.jetstream import ensure_finals_stream, ensure_stream
 from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Mode, Settings
-from tests.conftest import running
+from tests.conftest import eventually, running
 from tests.integration.gateway import gateways
+from tests.integration.link import link_to
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def node_example(tmp_path_factory: pytest.TempPathFactory) -> NodeExample:
     if node is None or npm is None:
         pytest.skip("node and npm are not installed: the Node.js example cannot run here")
     workdir = tmp_path_factory.mktemp("node-example")
-    for name in ("package.json", "package-lock.json", "publish-chat.mjs", "openai-chat.mjs"):
+    for name in ("package.json", "package-lock.json", "publish-chat.mjs", "openai-chat.mjs", "resume-chat.mjs"):
         shutil.copy2(EXAMPLE / name, workdir / name)
     installed = subprocess.run(
         [npm, "ci", "--prefix", str(workdir), "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
@@ -162,3 +163,36 @@ async def test_the_node_example_reads_back_only_its_own_kept_final(
     for refused in (other_id, other_seq):
         assert refused.returncode == 2, refused.stderr.decode()
         assert refused.stdout == b"" and "timeout: no output for 5s" in refused.stderr.decode()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("mode", ["core", "durable"])
+async def test_the_node_resumable_example_follows_a_stream_across_a_cut_link_and_replays_it_later(
+    node_example: NodeExample, settings: Settings, router: FakeRouter, mode: Mode
+) -> None:
+    router.pace_s = 0.1  # the router's 16 tokens over 1.6 s: the cut lands mid-stream
+    settings = replace(settings, mode=mode)
+    expected = expected_text([{"role": "user", "content": "resume me"}], router.default_tokens)
+    async with running(settings), link_to(int(settings.nats_url.rsplit(":", 1)[1])) as link:
+        env = {**os.environ, "NATS_URL": link.url, "HFBUS_PREFIX": settings.prefix}
+        command = [node_example.node, "resume-chat.mjs", "--id", "node-resume", "--model", "org/model"]
+        live: list[subprocess.CompletedProcess[bytes]] = []
+
+        async def read_live() -> None:
+            live.append(
+                await anyio.run_process([*command, "resume me"], cwd=node_example.workdir, env=env, check=False)
+            )
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_live)
+                await eventually(lambda: router.in_flight == 1, within=30)
+                await link.cut()
+                await anyio.sleep(0.5)  # tokens go on being published while the example is cut off
+                link.mend()
+            later = await anyio.run_process([*command, "--replay"], cwd=node_example.workdir, env=env, check=False)
+
+    assert link.cuts == 1
+    assert live[0].returncode == 0, live[0].stderr.decode()
+    assert live[0].stdout.decode().strip() == expected
+    assert later.returncode == 0 and later.stdout.decode().strip() == expected
