@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import openai
 import pytest
 
 from schemas import ChatResult, Tag
@@ -30,6 +31,8 @@ from services.bus import natsserver
 from services.bus.connection import connect
 from services.client import HfBus
 from services.dev.fake_router import FakeRouter, expected_text
+from services.gateway.access.keys import KeyStore
+from services.gateway.app import serve
 from services.settings import Mode, NatsAuth, Secret, Settings
 from tests.conftest import eventually, running
 from tests.integration import certs
@@ -250,6 +253,7 @@ class PermissionsServer:
     server: natsserver.NatsServer
     publisher_password: str
     consumer_password: str
+    gateway_password: str
 
 
 @pytest.fixture
@@ -262,13 +266,15 @@ def permissions_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("HFBUS_CONSUMER_PASSWORD", json.dumps(consumer_password))
     for tenant in ("ALICE", "BOB"):  # the example's tenants (tests/integration/test_tenants.py)
         monkeypatch.setenv(f"HFBUS_{tenant}_PASSWORD", json.dumps(secrets.token_urlsafe(18)))
+    gateway_password = "3F" + secrets.token_urlsafe(18)
+    monkeypatch.setenv("HFBUS_GATEWAY_PASSWORD", json.dumps(gateway_password))
     store = tmp_path / "server"
     store.mkdir()
     # An include resolves relative to the including file, so the example sits beside the generated config.
     shutil.copyfile(PERMISSIONS, store / PERMISSIONS.name)
     server = natsserver.start(store, config=f"include {q(PERMISSIONS.name)}\n")
     try:
-        yield PermissionsServer(server, publisher_password, consumer_password)
+        yield PermissionsServer(server, publisher_password, consumer_password, gateway_password)
     finally:
         server.stop()
 
@@ -347,3 +353,43 @@ async def test_an_unreachable_server_fails_after_the_connect_timeout_instead_of_
     assert f"nats://127.0.0.1:{port} within 1s" in str(caught.value)
     assert "cannot connect to NATS" in caplog.text, "each failed attempt is logged"
     assert "pw-unreachable" not in str(caught.value) + caplog.text
+
+
+async def test_the_gateway_runs_with_the_example_permissions_of_its_own_user(
+    permissions_server: PermissionsServer, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = permissions_server.server.url
+    consumer = replace(
+        settings,
+        nats_url=url,
+        nats_auth=NatsAuth(user="consumer", password=Secret(permissions_server.consumer_password)),
+        mode="durable",
+        prefix="ai",
+    )
+    gateway_settings = replace(
+        consumer,
+        nats_auth=NatsAuth(user="gateway", password=Secret(permissions_server.gateway_password)),
+        gateway_addr="127.0.0.1:0",
+    )
+    async with running(consumer), anyio.create_task_group() as tg:
+        base = await tg.start(serve, gateway_settings)
+        nc = await connect(gateway_settings, name="keys")
+        try:
+            key = await (await KeyStore.open(nc, gateway_settings)).create("permitted", rpm=100, budget_usd=5.0)
+        finally:
+            await nc.close()
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=30)
+        with anyio.fail_after(30):
+            stream = await client.chat.completions.create(
+                model="org/model", messages=[{"role": "user", "content": "permitted"}], stream=True, max_tokens=4
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            image = await client.images.generate(prompt="a lighthouse", model="flux.1-dev", response_format="url")
+        await client.close()
+        tg.cancel_scope.cancel()
+
+    assert text == expected_text([{"role": "user", "content": "permitted"}], 4)
+    assert image.data and image.data[0].url
+    assert "permissions violation" not in caplog.text.lower()
+    assert permissions_server.gateway_password not in caplog.text

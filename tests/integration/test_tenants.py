@@ -33,7 +33,7 @@ from tests.conftest import eventually, running
 pytestmark = pytest.mark.integration
 
 PERMISSIONS = Path(__file__).resolve().parents[2] / "docs" / "nats-permissions.conf"
-USERS = ("publisher", "consumer", "alice", "bob")
+USERS = ("publisher", "consumer", "gateway", "alice", "bob")
 
 
 @dataclass
