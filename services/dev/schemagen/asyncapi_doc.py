@@ -124,7 +124,10 @@ def _requests_and_outputs(sections: Sections, contract: TagContract) -> None:
         "description": (
             "The output stream of one request when it named no reply subject; the same messages go to a core "
             "request's reply inbox or to `reply_to` otherwise. Outputs of an attempt rise in `seq` from 0; "
-            "a redelivered durable request starts again with `attempt` + 1."
+            "a redelivered durable request starts again with `attempt` + 1. A request with `resumable: true` "
+            "always publishes here too, and the JetStream stream `HFBUS_OUT` keeps these messages: read it with "
+            "an ordered consumer filtered on this subject to get what was missed, then the rest live, skipping "
+            "any `(attempt, seq)` already seen."
         ),
         "parameters": {
             "prefix": ref("components", "parameters", "prefix"),
