@@ -16,30 +16,23 @@ import msgspec
 from anyio.abc import TaskStatus
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.js.errors import BadRequestError, KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from schemas import Tag
 from schemas.operations import TagDefaults
+from services.bus.jetstream import open_key_value
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-_STREAM_IN_USE = 10058
 _decoder = msgspec.json.Decoder(TagDefaults)
 _TAGS = frozenset(tag.value for tag in Tag)
 
 
 async def open_bucket(nc: NATS, settings: Settings) -> KeyValue:
     """The defaults bucket of `settings`' prefix, created on first use by whichever side starts first."""
-    js = nc.jetstream()
-    bucket = settings.subjects.defaults_bucket
-    try:
-        return await js.create_key_value(bucket=bucket, history=1, replicas=settings.replicas)
-    except BadRequestError as err:
-        if err.err_code != _STREAM_IN_USE:
-            raise
-        return await js.key_value(bucket)
+    return await open_key_value(nc, settings.subjects.defaults_bucket, replicas=settings.replicas)
 
 
 class DefaultsBucket:

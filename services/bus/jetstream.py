@@ -12,6 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
 
 from schemas import Subjects, Tag
 from services.bus.handoff import Handoff
@@ -35,7 +36,7 @@ async def ensure_stream(nc: NATS, settings: Settings) -> None:
         max_msg_size=settings.max_request_bytes,
         num_replicas=settings.replicas,
     )
-    await _create_or_update(nc, config)
+    await create_or_update_stream(nc, config)
 
 
 DEAD_LETTER_MAX_AGE_S = 7 * 24 * 3600.0
@@ -52,14 +53,14 @@ async def ensure_dead_letter_stream(nc: NATS, settings: Settings) -> None:
         max_age=DEAD_LETTER_MAX_AGE_S,
         num_replicas=settings.replicas,
     )
-    await _create_or_update(nc, config)
+    await create_or_update_stream(nc, config)
 
 
 async def ensure_finals_stream(nc: NATS, settings: Settings) -> None:
     """Keeps the last final output of every request for `finals_ttl_s`: outputs are plain NATS messages, so a
     subscriber that was away when its final went out fetches it from here instead of losing it."""
     subjects = settings.subjects
-    await _create_or_update(
+    await create_or_update_stream(
         nc,
         api.StreamConfig(
             name=subjects.finals_stream,
@@ -79,7 +80,7 @@ async def ensure_out_stream(nc: NATS, settings: Settings) -> None:
     """Keeps every output published on `<prefix>.out.>` for `out_ttl_s`: resumable requests publish there, and a
     subscriber that reconnects reads the rest of its stream from here (nothing waits for an ack per chunk)."""
     subjects = settings.subjects
-    await _create_or_update(
+    await create_or_update_stream(
         nc,
         api.StreamConfig(
             name=subjects.out_stream,
@@ -94,7 +95,8 @@ async def ensure_out_stream(nc: NATS, settings: Settings) -> None:
     )
 
 
-async def _create_or_update(nc: NATS, config: api.StreamConfig) -> None:
+async def create_or_update_stream(nc: NATS, config: api.StreamConfig) -> None:
+    """Create the stream, or bring an existing one to `config` (idempotent: every instance does it at start)."""
     js = nc.jsm()
     try:
         await js.add_stream(config)
@@ -258,3 +260,20 @@ def _expired(msg: Msg) -> bool:
     expiry, while a 409 (leadership change, a limit the server enforces) could answer every new pull at once
     and turn the loop into a spin; those wait for the next regular look."""
     return msg.headers is not None and msg.headers.get("Status") == "408"
+
+
+async def open_key_value(
+    nc: NATS, bucket: str, *, ttl_s: float | None = None, replicas: int = 1, direct: bool = False
+) -> KeyValue:
+    """The KV bucket, created on first use by whichever instance starts first (entries expire after `ttl_s`).
+
+    Create first, open on "already in use": two instances starting at once both succeed, and a bucket made by
+    another version or by hand is used as it is.
+    """
+    js = nc.jetstream()
+    try:
+        return await js.create_key_value(bucket=bucket, ttl=ttl_s, history=1, replicas=replicas, direct=direct)
+    except BadRequestError as err:
+        if err.err_code != _STREAM_IN_USE:
+            raise
+        return await js.key_value(bucket)

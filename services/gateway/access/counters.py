@@ -23,14 +23,14 @@ from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 from nats.js import api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from schemas.subjects import MSG_ID
+from services.bus.jetstream import create_or_update_stream
 
 logger = logging.getLogger(__name__)
 
 INCR = "Nats-Incr"
-_STREAM_IN_USE = 10058
 _ATTEMPT_S = 1.0
 """Longest wait for one ack: a lost one is retried (deduped) instead of waited on."""
 _READERS = 16
@@ -58,13 +58,7 @@ async def ensure_counter_stream(
         allow_direct=True,
         num_replicas=replicas,
     )
-    js = nc.jsm()
-    try:
-        await js.add_stream(config)
-    except BadRequestError as err:
-        if err.err_code != _STREAM_IN_USE:
-            raise
-        await js.update_stream(config)
+    await create_or_update_stream(nc, config)
 
 
 class Counters:

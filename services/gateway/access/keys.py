@@ -27,9 +27,10 @@ import anyio
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from services.bus.jetstream import open_key_value
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "hfb-"
 _KEY_LENGTH = len(KEY_PREFIX) + 43  # secrets.token_urlsafe(32): 32 random bytes in 43 base64url characters
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_STREAM_IN_USE = 10058
 _STALE_CLAIM_S = 30.0
 """A name claimed this long ago whose record never appeared belongs to a `create` that died between the two writes."""
 
@@ -109,14 +109,8 @@ class KeyStore:
     @classmethod
     async def open(cls, nc: NATS, settings: Settings, **options: float) -> KeyStore:
         """The store of `settings`' prefix; creates its bucket on first use."""
-        js = nc.jetstream()
         bucket = bucket_name(settings)
-        try:
-            kv = await js.create_key_value(bucket=bucket, history=1, replicas=settings.replicas, direct=True)
-        except BadRequestError as err:
-            if err.err_code != _STREAM_IN_USE:
-                raise
-            kv = await js.key_value(bucket)  # made by another version or by hand: use it as it is
+        kv = await open_key_value(nc, bucket, replicas=settings.replicas, direct=True)
         return cls(nc, kv, bucket, **options)
 
     async def create(

@@ -11,10 +11,11 @@ import secrets
 import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas.media import MediaRef
+from services.bus.jetstream import open_key_value
 from services.gateway.errors import ApiError
 from services.gateway.state import GATEWAY
 from services.settings import Settings
@@ -29,13 +30,8 @@ class MediaLinks:
 
     @classmethod
     async def open(cls, nc: NATS, settings: Settings) -> MediaLinks:
-        js = nc.jetstream()
         bucket = f"{settings.subjects.stream}_LINKS"
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, ttl=LINK_TTL_S, history=1, replicas=settings.replicas)
-        return cls(kv)
+        return cls(await open_key_value(nc, bucket, ttl_s=LINK_TTL_S, replicas=settings.replicas))
 
     async def create(self, ref: MediaRef) -> str:
         """A new token for `ref` (at least 256 bits from `secrets`, URL-safe)."""

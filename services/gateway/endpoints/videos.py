@@ -16,12 +16,13 @@ import msgspec
 import orjson
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import Error, Progress, Tag
 from schemas.media import MediaRef, MediaResult
 from schemas.video import Pic2VidRequest, Text2VidRequest
+from services.bus.jetstream import open_key_value
 from services.gateway.errors import ApiError, bad_request, from_output
 from services.gateway.exchange import Exchange
 from services.gateway.requests import field_of, form_file, form_text, read_form
@@ -75,13 +76,8 @@ class VideoJobs:
 
     @classmethod
     async def open(cls, nc: NATS, settings: Settings) -> VideoJobs:
-        js = nc.jetstream()
         bucket = f"{settings.subjects.stream}_VIDEOS"
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(bucket=bucket, ttl=JOB_TTL_S, history=1, replicas=settings.replicas)
-        return cls(kv)
+        return cls(await open_key_value(nc, bucket, ttl_s=JOB_TTL_S, replicas=settings.replicas))
 
     async def put(self, job: VideoJob) -> None:
         await self._kv.put(job.id, msgspec.json.encode(job))
