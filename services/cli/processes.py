@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio.abc import TaskStatus
 
 from services.settings import Secret, Settings
 
@@ -70,13 +71,25 @@ def dev(args: argparse.Namespace, settings: Settings) -> None:
             )
             sys.stderr.write(_OFFLINE_BANNER.format(url=settings.router_url))
         try:
-            async with anyio.create_task_group() as doors:
-                gateway_url = await doors.start(serve_gateway, settings)
+            gateway_scope = anyio.CancelScope()
+
+            async def consumers(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+                # The consumers own SIGINT/SIGTERM (a graceful stop); the gateway goes when they are done.
+                try:
+                    await App(settings).run(handle_signals=True, task_status=task_status)
+                finally:
+                    gateway_scope.cancel()
+
+            async def gateway(*, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
+                with gateway_scope:
+                    await serve_gateway(settings, task_status=task_status)
+
+            async with anyio.create_task_group() as tg:
+                # Consumers first: in durable mode they create the stream the gateway detects the mode by.
+                await tg.start(consumers)
+                gateway_url = await tg.start(gateway)
                 demo_key = await _demo_key(settings)
                 sys.stderr.write(_GATEWAY_BANNER.format(url=gateway_url, key=demo_key, admin=admin_key_line))
-                # The consumers own SIGINT/SIGTERM (a graceful stop); the gateway goes when they are done.
-                await App(settings).run(handle_signals=True)
-                doors.cancel_scope.cancel()
         finally:
             if runner is not None:
                 await runner.cleanup()

@@ -7,8 +7,8 @@ it cost when its final output arrives, even if the client hung up before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 from aiohttp import web
@@ -84,9 +84,10 @@ async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK
 
     host, port = parse_addr(settings.gateway_addr, "HFBUS_GATEWAY_ADDR")
     catalog = Catalog.load()
+    stack = AsyncExitStack()
     async with (
         HfBus.connect(settings.nats_url, prefix=settings.prefix, **credential_options(settings)) as bus,
-        AsyncExitStack() as stack,
+        _closed_when_done(stack),
         anyio.create_task_group() as tasks,
     ):
         guard = await KeyGuard.open(bus.nc, settings, catalog)
@@ -110,3 +111,13 @@ async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK
         finally:
             with anyio.CancelScope(shield=True):
                 await runner.cleanup()
+
+
+@asynccontextmanager
+async def _closed_when_done(stack: AsyncExitStack) -> AsyncIterator[None]:
+    # Shielded: the gateway stops by cancellation, and the Hub client's session must still close, not leak.
+    try:
+        yield
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stack.aclose()
