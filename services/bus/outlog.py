@@ -136,10 +136,15 @@ class RunLog:
     def confirm(self, seq: int, epoch: int) -> None:
         """The stream stored output `seq`, and with it every earlier one sent on the same connection (`epoch`).
 
-        Outputs sent on an earlier connection stay: any of them may have been lost with it.
+        Only a leading run of this connection's outputs is let go: one sent on an earlier connection may have
+        been lost with it, and then everything after it must be published again behind it, in order.
         """
-        self._unconfirmed = [entry for entry in self._unconfirmed if entry[3] != epoch or entry[0] > seq]
-        if not self._unconfirmed and self.finished_at is not None:
+        unconfirmed = self._unconfirmed
+        done = 0
+        while done < len(unconfirmed) and unconfirmed[done][3] == epoch and unconfirmed[done][0] <= seq:
+            done += 1
+        del unconfirmed[:done]
+        if not unconfirmed and self.finished_at is not None:
             self._log._forget(self._key)
 
     def replay(self, epoch: int) -> None:
