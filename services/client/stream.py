@@ -136,7 +136,8 @@ class Stream(Generic[R]):
                         if self._held is None:
                             self._held = output
                         continue
-                self._held = None
+                # Progress: a later hole, or this one again, is worth another read of the kept outputs.
+                self._held = self._reread_for = None
                 # A request has one final output, whichever attempt wrote it: an earlier attempt that was still
                 # running when the request was redelivered may finish first, and then the later one stays silent.
                 if output.attempt > attempt:
