@@ -60,10 +60,11 @@ readme: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## chaos: the long failure runs: SIGKILLed consumers, server restarts, cluster node loss
+## chaos: the long failure runs: SIGKILLed consumers, server restarts, cluster node loss, plain and resumable streams
 chaos: $(STAMP)
 	HFBUS_CHAOS_REQUESTS=400 HFBUS_CHAOS_KILLS=12 $(BIN)/python -m pytest -q -s -m "chaos or integration" \
-		tests/integration/test_chaos.py tests/integration/test_server_restart.py tests/integration/test_cluster.py
+		tests/integration/test_chaos.py tests/integration/test_server_restart.py tests/integration/test_cluster.py \
+		tests/integration/test_resumable_chaos.py
 
 ## fuzz: thousands of hostile messages per tag
 fuzz: $(STAMP)

@@ -7,7 +7,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,7 +49,23 @@ def credential_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: Settings, *, name: str = "hfbus") -> NATS:
+@dataclass
+class ConnectionHooks:
+    """What to call when the connection drops, and when it is back (after nats-py sent what it had buffered)."""
+
+    on_disconnect: list[Callable[[], None]] = field(default_factory=list)
+    on_reconnect: list[Callable[[], None]] = field(default_factory=list)
+
+    async def disconnected(self) -> None:
+        for hook in self.on_disconnect:
+            hook()
+
+    async def reconnected(self) -> None:
+        for hook in self.on_reconnect:
+            hook()
+
+
+async def connect(settings: Settings, *, name: str = "hfbus", hooks: ConnectionHooks | None = None) -> NATS:
     """Connect with the configured credentials and TLS; once connected, reconnect forever (consumers are long-lived).
 
     The first connection must succeed within `connect_timeout_s`; unreachable servers are retried until then, but a
@@ -70,6 +86,8 @@ async def connect(settings: Settings, *, name: str = "hfbus") -> NATS:
         "reconnect_time_wait": 0.5,
         "connect_timeout": settings.connect_timeout_s,
     }
+    if hooks is not None:
+        options |= {"disconnected_cb": hooks.disconnected, "reconnected_cb": hooks.reconnected}
     options |= credential_options(settings)
 
     def without_userinfo(url: str) -> str:

@@ -54,8 +54,9 @@ class Publisher:
         self._header = header_block(headers)
         self._prefix = (b"HPUB " if self._header is not None else b"PUB ") + subject.encode() + b" "
 
-    def publish(self, payload: bytes) -> bool:
-        """Queue one message; False when the outgoing buffer is over nats-py's pending size (it is queued anyway).
+    def publish(self, payload: bytes, reply: bytes = b"") -> bool:
+        """Queue one message (with a reply subject when `reply` is given); False when the outgoing buffer is over
+        nats-py's pending size (it is queued anyway).
 
         Raises what `Client.publish` raises for a closed or draining connection, an oversized payload, or a
         disconnected client whose buffer is full.
@@ -67,10 +68,11 @@ class Publisher:
         if not connected or size > nc._max_payload:
             connected = _check(nc, size)
         header = self._header
+        prefix = self._prefix + reply + b" " if reply else self._prefix
         if header is None:
-            command = b"%b%d\r\n%b\r\n" % (self._prefix, size, payload)
+            command = b"%b%d\r\n%b\r\n" % (prefix, size, payload)
         else:
-            command = b"%b%d %d\r\n%b%b\r\n" % (self._prefix, len(header), len(header) + size, header, payload)
+            command = b"%b%d %d\r\n%b%b\r\n" % (prefix, len(header), len(header) + size, header, payload)
         nc._pending.append(command)
         pending = nc._pending_data_size = nc._pending_data_size + len(command)
         stats = nc.stats

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
 import msgspec
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError
@@ -94,6 +95,15 @@ class Stream(Generic[R]):
         self._on_progress = on_progress
         self._request_seq: int | None = None
         """Where JetStream stored the request (durable mode): the kept final must answer this message."""
+        self._subscription: Subscription
+        """Where outputs come from: the request's inbox, or (resumable) an ordered consumer of the out stream."""
+        self._attempt = 1
+        self._last_seq = -1
+        """The attempt being followed and the last `seq` of it yielded: what comes again is skipped."""
+        self._held: Any = None
+        """A resumable stream's first output after a hole, not taken: the ones before it come first."""
+        self._reread_for: tuple[int, int] | None = None
+        """(attempt, seq) of the output after a hole that made a resumable stream read its kept outputs again."""
 
     @property
     def id(self) -> str:
@@ -105,24 +115,35 @@ class Stream(Generic[R]):
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         subscription, inbox = await self._subscribe()
+        self._subscription = subscription
         try:
             self._request_seq = await self._bus._send(self._tag, self.request, inbox)
-            attempt, last_seq = 1, -1
             timeout = self._first_timeout
             while True:
-                output = await self._next(subscription, timeout)
+                output, forced = await self._next(timeout)
                 timeout = self._idle_timeout
                 final = isinstance(output, Result | Error)
+                attempt, last_seq = self._attempt, self._last_seq
                 if output.attempt < attempt and not final:
                     continue  # a late chunk of an attempt that was already superseded
                 if output.attempt == attempt and output.seq <= last_seq and not final:
                     continue  # seen already: a replay that overlapped what arrived live
+                if self.request.resumable and not forced:
+                    expected = last_seq + 1 if output.attempt == attempt else 0
+                    if output.attempt >= attempt and output.seq != expected:
+                        # A hole: the outputs before this one are kept, further on in the out stream (published
+                        # again after a reconnect) or at its start (read again after a silence; see `_next`).
+                        if self._held is None:
+                            self._held = output
+                        continue
+                # Progress: a later hole, or this one again, is worth another read of the kept outputs.
+                self._held = self._reread_for = None
                 # A request has one final output, whichever attempt wrote it: an earlier attempt that was still
                 # running when the request was redelivered may finish first, and then the later one stays silent.
                 if output.attempt > attempt:
-                    attempt, last_seq = output.attempt, -1
-                if output.attempt == attempt:
-                    last_seq = output.seq
+                    self._attempt, self._last_seq = output.attempt, -1
+                if output.attempt == self._attempt:
+                    self._last_seq = output.seq
                 if isinstance(output, Progress) and self._on_progress is not None:
                     if (pending := self._on_progress(output)) is not None:
                         await pending
@@ -133,12 +154,12 @@ class Stream(Generic[R]):
                 if final:
                     # Callers often stop iterating at the final output and then close the connection: let go of
                     # the inbox now, while the connection is still open, rather than when the generator is collected.
-                    await _release(subscription)
+                    await _release(self._subscription)
                     yield output
                     return
                 yield output
         finally:
-            await _release(subscription)
+            await _release(self._subscription)
 
     async def _subscribe(self) -> tuple[Subscription, str | None]:
         """Where the outputs will come from: the request's own inbox, or (resumable) the stream that keeps them.
@@ -160,8 +181,9 @@ class Stream(Generic[R]):
         inbox = nc.new_inbox()
         return await nc.subscribe(inbox), inbox
 
-    async def _next(self, subscription: Subscription, wait_s: float) -> Any:
-        """The next output; in durable mode, a final output that was kept while this connection was away.
+    async def _next(self, wait_s: float) -> tuple[Any, bool]:
+        """The next output; in durable mode, a final output that was kept while this connection was away. True
+        with it: take it even though outputs before it are missing (a resumable stream's hole nothing fills).
 
         Outputs are plain NATS messages: one sent while the connection was reconnecting is gone. Durable mode
         also keeps each final output in a stream, so after a silence the client looks there before waiting on.
@@ -171,13 +193,20 @@ class Stream(Generic[R]):
             left = deadline - anyio.current_time()
             if left <= 0:
                 raise BusTimeout(f"no output for request {self.id} within {wait_s:g}s")
-            wait = min(left, FINAL_RECHECK_S) if self._bus.mode == "durable" else left
+            silence = self._bus.mode == "durable" or self.request.resumable
+            wait = min(left, FINAL_RECHECK_S) if silence else left
             try:
-                msg = await subscription.next_msg(timeout=wait)
+                msg = await self._subscription.next_msg(timeout=wait)
             except NatsTimeoutError:
                 kept = await self._bus.final(self._tag, self.id, request_seq=self._request_seq)
-                if kept is not None:
-                    return kept
+                if not self.request.resumable:
+                    if kept is not None:
+                        return kept, False
+                    continue
+                if kept is not None and kept.attempt == self._attempt and kept.seq == self._last_seq + 1:
+                    return kept, False  # nothing in between: the kept final is the very next output
+                if (hole := kept or self._held) is not None and await self._read_again(hole):
+                    return hole, True
                 continue
             if not msg.data and msg.headers and msg.headers.get("Status") == "503":
                 # The server's "no responders": nobody subscribes to the request subject (core mode).
@@ -192,7 +221,29 @@ class Stream(Generic[R]):
                 raise
             if output.id != self.id:
                 continue  # not this request's: whoever sent it, it must not end or feed this stream
-            return output
+            return output, False
+
+    async def _read_again(self, hole: Any) -> bool:
+        """After a silence with outputs missing before `hole` (a held output, or the kept final): read the kept
+        outputs again from the start, skipping what was seen; True when that was done for this hole already and
+        brought nothing, so the stream takes `hole` with the gap (what is lost for good: a memory out stream
+        lost with its server).
+
+        A resumable stream's missed outputs are kept in the out stream: the ordered consumer resumes after the
+        last stream sequence it saw, but a server that crashed may have lost its last messages and numbered
+        new ones from there, and a consumer that reconnected publishes what the stream lacked after what it had.
+        """
+        key = (hole.attempt, hole.seq)
+        if self._reread_for == key:
+            return True
+        try:
+            subscription, _ = await self._subscribe()
+        except (nats.errors.Error, TimeoutError):
+            return False  # JetStream still away: look again after the next silence
+        await _release(self._subscription)
+        self._subscription = subscription
+        self._reread_for = key
+        return False
 
     async def result(self) -> R:
         """Run to the end; the result, or `RequestFailed` carrying the error."""

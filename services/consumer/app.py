@@ -18,10 +18,11 @@ from schemas import Subjects, Tag
 from schemas.codec import codec_for
 from schemas.models import decode_models_request
 from services import __version__
-from services.bus.connection import connect
+from services.bus.connection import ConnectionHooks, connect
 from services.bus.defaults import LiveDefaults
 from services.bus.jetstream import ensure_dead_letter_stream, ensure_finals_stream, ensure_out_stream, ensure_stream
 from services.bus.media_store import MediaStore
+from services.bus.outlog import OutLog
 from services.catalog import Catalog
 from services.consumer.discovery import Discovery, new_instance_id
 from services.consumer.events import DoneEvents
@@ -90,8 +91,14 @@ class App:
         """Serve until stopped; `task_status.started()` fires once every subscription is live."""
         settings = self.settings
         async with AsyncExitStack() as stack:
-            nc = await connect(settings, name=f"hfbus {','.join(self.tags)}")
+            hooks = ConnectionHooks()
+            nc = await connect(settings, name=f"hfbus {','.join(self.tags)}", hooks=hooks)
             stack.push_async_callback(nc.drain)
+            outlog = OutLog(nc)
+            hooks.on_disconnect.append(outlog.disconnected)
+            hooks.on_reconnect.append(outlog.reconnected)
+            await outlog.open()
+            stack.push_async_callback(outlog.close)
             metrics = self.metrics
             await stack.enter_async_context(self._health_server(nc))
             upstream = await stack.enter_async_context(
@@ -114,6 +121,7 @@ class App:
                 metrics=metrics,
                 defaults=self.defaults,
                 events=events,
+                outlog=outlog,
             )
 
             async def on_cancel(msg: Msg) -> None:

@@ -18,6 +18,7 @@ from schemas import Chunk
 from schemas.codec import Codec
 from schemas.common import JsonObject
 from schemas.subjects import MSGPACK
+from services.bus.outlog import RunLog
 from services.bus.publish import Publisher
 
 _json = msgspec.json.Encoder()
@@ -26,21 +27,22 @@ _json = msgspec.json.Encoder()
 class ChunkWriter:
     """Encodes and queues one request's chunks (see the module's docstring)."""
 
-    __slots__ = ("_also", "_attempt", "_codec", "_head", "_id", "_middle", "_publisher")
+    __slots__ = ("_attempt", "_codec", "_head", "_id", "_middle", "_publisher", "_run")
 
     def __init__(
         self,
         nc: NATS,
-        subject: str,
+        subject: str | None,
         headers: Mapping[str, str] | None,
         codec: Codec,
         request_id: str,
         attempt: int,
         *,
-        also: str | None = None,
+        run: RunLog | None = None,
     ) -> None:
-        self._publisher = Publisher(nc, subject, headers)
-        self._also = Publisher(nc, also, headers) if also is not None else None
+        # `subject` None: the chunks go to the resumable out subject only, through `run`.
+        self._publisher = Publisher(nc, subject, headers) if subject is not None else None
+        self._run = run
         self._codec = codec
         self._id = request_id
         self._attempt = attempt
@@ -61,9 +63,11 @@ class ChunkWriter:
                 id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
             )
             payload = self._codec.encode(output)
-        room = self._publisher.publish(payload)
-        if self._also is not None:
-            room = self._also.publish(payload) and room
+        room = True
+        if self._publisher is not None:
+            room = self._publisher.publish(payload)
+        if self._run is not None:
+            room = self._run.publish(seq, payload) and room
         return room
 
 

@@ -18,6 +18,7 @@ from schemas.subjects import CONTENT_TYPE, MSGPACK, SERVICE_ERROR, SERVICE_ERROR
 from services.bus.defaults import LiveDefaults
 from services.bus.finals import KeptFinals
 from services.bus.media_store import MediaStore
+from services.bus.outlog import OutLog, RunLog
 from services.bus.publish import drained
 from services.catalog import Catalog, InvalidModelError, Resolved, UnknownModelError, token_cost
 from services.consumer.chunks import ChunkWriter
@@ -41,6 +42,8 @@ class Deps:
     metrics: Metrics
     defaults: LiveDefaults
     events: DoneEvents
+    outlog: OutLog
+    """Resumable runs' outputs until the out stream confirms them, published again after a reconnect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,8 @@ class Outputs:
         "_seq",
         "_started",
         "_subject",
-        "_also",
+        "_to_subject",
+        "_run",
         "_request_seq",
         "_resolved",
         "_usage_so_far",
@@ -95,13 +99,13 @@ class Outputs:
         attempt: int,
         trace_headers: dict[str, str] | None = None,
         request_seq: int | None = None,
-        also: str | None = None,
+        kept: str | None = None,
     ) -> None:
         self._scope = scope
         self._nc = scope.nc
         self._subject = subject
-        self._also = also
-        """A second subject for every output: a resumable request's own out subject, beside its reply subject."""
+        self._to_subject = subject != kept
+        """Whether outputs go to `subject` as plain messages: not when it is the resumable out subject itself."""
         self._codec = codec
         self._id = request_id
         self._attempt = attempt
@@ -119,6 +123,8 @@ class Outputs:
         self._resolved: Resolved | None = None
         self._usage_so_far: Callable[[], TokenUsage] | None = None
         self._chunks: ChunkWriter | None = None
+        self._run: RunLog | None = scope.deps.outlog.run(kept, self._headers) if kept is not None else None
+        """A resumable request's out subject (`kept`), whose outputs are held until the out stream has them."""
         # Stage marks (time.monotonic), for `stage_times`: the final ready, kept (durable), published, settled.
         self.final_at: float | None = None
         self.kept_at: float | None = None
@@ -184,7 +190,7 @@ class Outputs:
             queue_position=queue_position,
         )
         self._seq += 1
-        await self._send(self._codec.encode(output), self._headers)
+        await self._send(output.seq, self._codec.encode(output), self._headers)
 
     async def chunk(self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None) -> None:
         if self.first_output_at is None:
@@ -194,12 +200,13 @@ class Outputs:
         output = Chunk(
             id=self._id, seq=seq, attempt=self._attempt, delta=delta, reasoning=reasoning, tool_calls=tool_calls
         )
-        await self._send(self._codec.encode(output), self._headers)
+        await self._send(seq, self._codec.encode(output), self._headers)
 
-    async def _send(self, payload: bytes, headers: dict[str, str] | None) -> None:
-        await self._nc.publish(self._subject, payload, headers=headers)
-        if self._also is not None:
-            await self._nc.publish(self._also, payload, headers=headers)
+    async def _send(self, seq: int, payload: bytes, headers: dict[str, str] | None, *, final: bool = False) -> None:
+        if self._to_subject:
+            await self._nc.publish(self._subject, payload, headers=headers)
+        if self._run is not None:
+            self._run.publish(seq, payload, None if headers is self._headers else headers, final=final)
 
     def chunk_nowait(
         self, delta: str, reasoning: str | None = None, tool_calls: list[JsonObject] | None = None
@@ -209,7 +216,13 @@ class Outputs:
         chunks = self._chunks
         if chunks is None:
             chunks = self._chunks = ChunkWriter(
-                self._nc, self._subject, self._headers, self._codec, self._id, self._attempt, also=self._also
+                self._nc,
+                self._subject if self._to_subject else None,
+                self._headers,
+                self._codec,
+                self._id,
+                self._attempt,
+                run=self._run,
             )
         seq = self._seq
         self._seq = seq + 1
@@ -232,7 +245,7 @@ class Outputs:
         self.final = output
         if self.first_output_at is None:
             self.first_output_at = time.monotonic()
-        await self._publish_final(payload, self._headers)
+        await self._publish_final(output.seq, payload, self._headers)
 
     def track_usage(self, so_far: Callable[[], TokenUsage]) -> None:
         self._usage_so_far = so_far
@@ -259,17 +272,17 @@ class Outputs:
         if core_request:  # what `nats request` and micro-aware clients look at
             headers[SERVICE_ERROR] = err.message[:200]
             headers[SERVICE_ERROR_CODE] = err.code.value
-        await self._publish_final(self._codec.encode(output), headers or None)
+        await self._publish_final(output.seq, self._codec.encode(output), headers or None)
 
-    async def _publish_final(self, payload: bytes, headers: dict[str, str] | None) -> None:
+    async def _publish_final(self, seq: int, payload: bytes, headers: dict[str, str] | None) -> None:
         # Shielded: a cancel or the shutdown deadline landing mid-claim would otherwise leave a request acked
         # with its answer neither kept nor sent. The claim bounds itself (HFBUS_ACK_WAIT).
         self.final_at = time.monotonic()
         with anyio.CancelScope(shield=True), span("publish"):
-            await self._claim_and_publish(payload, headers)
+            await self._claim_and_publish(seq, payload, headers)
         self.final_sent = True
 
-    async def _claim_and_publish(self, payload: bytes, headers: dict[str, str] | None) -> None:
+    async def _claim_and_publish(self, seq: int, payload: bytes, headers: dict[str, str] | None) -> None:
         if (
             self._request_seq is not None
             and self._id
@@ -279,5 +292,5 @@ class Outputs:
             return
         if self._request_seq is not None:
             self.kept_at = time.monotonic()
-        await self._send(payload, headers)
+        await self._send(seq, payload, headers, final=True)
         self.published_at = time.monotonic()

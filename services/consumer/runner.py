@@ -312,8 +312,8 @@ class TagRunner:
         if resumable and request_seq is not None:
             # The kept stream shows every run of the request in turn: number them so no two say the same.
             attempt = await self.finals.next_run(self.tag, request_id)
-        also = own if resumable and subject != own else None
-        outputs = Outputs(self.scope, subject, codec, request_id, attempt, trace_headers, request_seq, also=also)
+        kept = own if resumable else None
+        outputs = Outputs(self.scope, subject, codec, request_id, attempt, trace_headers, request_seq, kept=kept)
         metrics = self.deps.metrics
         metrics.started(self.tag)
         try:
