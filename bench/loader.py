@@ -353,7 +353,11 @@ class GatewayTarget:
 def _sse_usage(tail: bytes) -> tuple[int, str | None]:
     """Completion tokens from the usage event before `data: [DONE]`, or what went wrong."""
     if not tail.endswith(b"data: [DONE]\n\n"):
-        return 0, "stream ended without [DONE]"
+        # An error after the first chunk is an `error` event, and the stream ends there.
+        last = tail.rstrip().rpartition(b"data: ")[2]
+        return 0, "stream ended without [DONE]" + (
+            f": {last[:160].decode(errors='replace')}" if b'"error"' in last else ""
+        )
     events = tail.split(b"\n\n")
     for event in reversed(events[:-2]):
         if not event.startswith(b"data: "):
