@@ -24,6 +24,8 @@ from nats.js.client import JetStreamContext
 Wire = Literal["hfbus", "lean", "faststream"]
 
 SUBJECT = "ai.chat"
+OUT_PREFIX = "ai.out.chat."
+"""Where a resumable chat's outputs go when it names no reply subject (`Subjects.out`), kept by HFBUS_OUT."""
 MODEL = "bench/model"
 """An HF-style id (owner/name): hfbus resolves it without a catalog entry; the other systems pass it through."""
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -103,13 +105,23 @@ def _parse_lean(data: bytes) -> tuple[int, str | None]:
 
 
 class BusTarget:
-    """A consumer reached over NATS: core request/reply, or a JetStream publish with `reply_to` (durable)."""
+    """A consumer reached over NATS: core request/reply, or a JetStream publish with `reply_to` (durable).
 
-    def __init__(self, name: str, nc: NATS, wire: Wire, *, durable: bool = False) -> None:
+    `resumable` (durable only): requests carry `"resumable": true` and no `reply_to`, as `HfBus.chat(...,
+    resumable=True)` sends them, so the consumer publishes each output once, to `ai.out.chat.<id>`, where
+    HFBUS_OUT keeps it. The loader reads those subjects live through one wildcard subscription, not through an
+    ordered consumer per request as `HfBus` does: the consumer's work (what the target is about) is the same
+    either way, and a JetStream consumer created and deleted per request would make this single Python loader,
+    not the system under test, the bottleneck. The server's cost of feeding per-request ordered consumers is
+    therefore not in the `nats` figures of this system.
+    """
+
+    def __init__(self, name: str, nc: NATS, wire: Wire, *, durable: bool = False, resumable: bool = False) -> None:
         self.name = name
         self._nc = nc
         self._wire = wire
         self._durable = durable
+        self._resumable = resumable
         self._subject = SUBJECT
         self._js: JetStreamContext | None = nc.jetstream() if durable else None
         self._inbox_prefix = f"_INBOX.bench{uuid.uuid4().hex[:12]}."
@@ -121,7 +133,8 @@ class BusTarget:
 
     async def start(self) -> None:
         # One wildcard subscription for every reply: a SUB/UNSUB pair per request would cost more than the request.
-        await self._nc.subscribe(self._inbox_prefix + "*", cb=self._on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
+        subject = OUT_PREFIX + "*" if self._resumable else self._inbox_prefix + "*"
+        await self._nc.subscribe(subject, cb=self._on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
         await self._nc.flush()
 
     @property
@@ -149,14 +162,16 @@ class BusTarget:
         else:
             request = {"id": request_id}
         request |= {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
-        if self._durable:
+        if self._resumable:
+            request["resumable"] = True  # outputs to ai.out.chat.<id> only, kept by HFBUS_OUT
+        elif self._durable:
             request["reply_to"] = inbox  # a stored request keeps no NATS reply subject
         return orjson.dumps(request)
 
     async def request(self, max_tokens: int, deadline: float) -> Sample:
         self._counter += 1
         request_id = f"{self._id_prefix}{self._counter}"
-        inbox = f"{self._inbox_prefix}{self._counter}"
+        inbox = OUT_PREFIX + request_id if self._resumable else f"{self._inbox_prefix}{self._counter}"
         body = self._body(request_id, inbox, max_tokens)
         pending = _Pending(asyncio.get_running_loop().create_future())
         self._pending[inbox] = pending
@@ -268,6 +283,93 @@ class DirectTarget:
             error = f"{type(exc).__name__}: {exc}"[:200]
         # The fake router sends exactly max_tokens tokens when it finishes the stream.
         return Sample(started, first, now(), max_tokens if error is None else 0, reads, error, max_gap)
+
+
+class GatewayTarget:
+    """`hfbus gateway`'s `POST /v1/chat/completions` with `stream: true`, read as an SSE client reads it.
+
+    Each read is scanned for `data: ` lines (counted as messages) without decoding them; the tail of the stream
+    (the usage chunk that `stream_options.include_usage` adds, then `data: [DONE]`) is decoded once per request
+    for the token count, so the loader's cost per token stays far below the gateway's.
+    """
+
+    def __init__(self, name: str, base_url: str, key: str) -> None:
+        self.name = name
+        self._url = f"{base_url}/v1/chat/completions"
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(self, max_tokens: int, deadline: float) -> Sample:
+        assert self._session is not None, "start() first"
+        body = orjson.dumps(
+            {
+                "model": MODEL,
+                "messages": MESSAGES,
+                "max_tokens": max_tokens,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
+        started = now()
+        first = last = max_gap = 0.0
+        events = tokens = 0
+        error: str | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self._session.post(self._url, data=body, headers=self._headers) as response:
+                    if response.status != 200:
+                        error = f"HTTP {response.status}: {(await response.text())[:160]}"
+                    else:
+                        tail = b""
+                        async for data in response.content.iter_any():
+                            arrived = now()
+                            if not first:
+                                first = arrived
+                            elif arrived - last > max_gap:
+                                max_gap = arrived - last
+                            last = arrived
+                            events += data.count(b"data: ")
+                            tail = (tail + data)[-4096:]
+                        tokens, error = _sse_usage(tail)
+        except TimeoutError:
+            error = "timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:200]
+        if error is None and tokens != max_tokens:
+            error = f"got {tokens} tokens, asked for {max_tokens}"
+        return Sample(started, first, now(), tokens if error is None else 0, events, error, max_gap)
+
+
+def _sse_usage(tail: bytes) -> tuple[int, str | None]:
+    """Completion tokens from the usage event before `data: [DONE]`, or what went wrong."""
+    if not tail.endswith(b"data: [DONE]\n\n"):
+        # An error after the first chunk is an `error` event, and the stream ends there.
+        last = tail.rstrip().rpartition(b"data: ")[2]
+        return 0, "stream ended without [DONE]" + (
+            f": {last[:160].decode(errors='replace')}" if b'"error"' in last else ""
+        )
+    events = tail.split(b"\n\n")
+    for event in reversed(events[:-2]):
+        if not event.startswith(b"data: "):
+            continue
+        decoded = orjson.loads(event[6:])
+        if "error" in decoded:
+            return 0, str(decoded["error"])[:200]
+        usage = decoded.get("usage")
+        if usage is None:
+            return 0, "no usage event before [DONE]"
+        return int(usage.get("completion_tokens", 0)), None
+    return 0, "no usage event before [DONE]"
 
 
 async def connect(url: str) -> NATS:

@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench import report, scenarios, stages, stallfree, targets18
+from bench import paths, report, scenarios, stages, stallfree, targets18
 from bench.anchor_runner import anchors_dir
 from bench.deps import ensure_baseline_deps
 from bench.profile import Profiler, ensure_py_spy, render
@@ -27,7 +27,19 @@ from bench.systems import B_COMMAND, REPO, SYSTEMS, Harness
 
 SCENARIOS = ("sequential", "burst", "scale", "memory", "paced200", "paced1000", "stallfree", "vectorize")
 ZERO_DELAY = ("sequential", "burst", "scale", "memory")
-DEFAULT_SYSTEMS = ("direct", "hfbus-core", "hfbus-durable", "lean", "faststream")
+DEFAULT_SYSTEMS = (
+    "direct",
+    "hfbus-core",
+    "hfbus-durable",
+    "hfbus-resumable",
+    "gateway-core",
+    "gateway-durable",
+    "lean",
+    "faststream",
+)
+EXTRA_PATHS = ("hfbus-resumable", "gateway-core", "gateway-durable")
+"""Measured against hfbus alone in sequential, burst and paced200 only (issues 13 and 15), not in the
+scenarios that compare consumers with each other (memory, 1,000 paced streams, stall-free)."""
 RESULTS = REPO / "bench" / "results"
 
 
@@ -79,6 +91,8 @@ def _systems_for(scenario: str, chosen: list[str]) -> list[str]:
     base = [s for s in chosen if s != "hfbus-core-x2"]
     if scenario == "scale":
         return [s for s in ("hfbus-core", "hfbus-core-x2") if s in chosen or s == "hfbus-core"]
+    if scenario in ("memory", "paced1000", "stallfree"):
+        base = [s for s in base if s not in EXTRA_PATHS]
     if scenario == "memory":
         return [s for s in base if s != "direct"]
     return base
@@ -163,7 +177,7 @@ async def _run(
         if "paced1000" in paced:
             # FastStream + huggingface_hub is already saturated at 200 streams; at 1,000 one round would take
             # minutes and measure only its queue, so this scenario is for the consumers that keep up.
-            names = [n for n in live(needed) if n != "faststream"]
+            names = [n for n in live(needed) if n != "faststream" and n not in EXTRA_PATHS]
             results["paced1000"] = await scenarios.paced(
                 harness,
                 names,
@@ -212,6 +226,10 @@ def _run_loop(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
+# CPU per token beside the consumer's: the nats-server's, and (gateway systems, whose `CPU us/token` is gateway +
+# consumer) the gateway's share.
+_PER_TOKEN = [("nats us/token", "nats_cpu_us_per_token", 3), ("gateway us/token", "gateway_cpu_us_per_token", 3)]
+
 # Where the two cores went during each measuring window, process group by process group.
 _CORES = [
     ("consumer cores", "consumer_cores", 2),
@@ -238,7 +256,7 @@ def _print_report(
         ]
         sections.append(report.scenario_table(f"sequential ({plan.seq_tokens} tok)", results["sequential"], cols))
     if "burst" in results:
-        cols = [("tokens/s", "tokens_per_s", 3), ("CPU us/token", "cpu_us_per_token", 3), *_CORES]
+        cols = [("tokens/s", "tokens_per_s", 3), ("CPU us/token", "cpu_us_per_token", 3), *_PER_TOKEN, *_CORES]
         cols += [("msgs/req", "messages_per_request", 3), ("errors", "errors", 3)]
         title = f"{plan.burst_clients} clients, zero delay ({plan.burst_tokens} tok)"
         sections.append(report.scenario_table(title, results["burst"], cols))
@@ -246,6 +264,7 @@ def _print_report(
         if key in results:
             cols = [("TTFT p50 ms", "ttft_p50_ms", 3), ("TTFT p99 ms", "ttft_p99_ms", 3)]
             cols += [("tok/s/stream", "tokens_per_s_per_stream", 3), ("CPU us/token", "cpu_us_per_token", 3)]
+            cols += _PER_TOKEN
             cols += [*_CORES, ("errors", "errors", 3)]
             sections.append(report.scenario_table(f"{title} (100 tok/s, {paced_tokens} tok)", results[key], cols))
     if "memory" in results:
@@ -287,7 +306,11 @@ def _print_report(
     comparisons = report.comparisons(results)
     if comparisons:
         sections.append(report.comparisons_table(comparisons))
+    path_rows = paths.rows(results)
+    if path_rows:
+        sections.append(report.comparisons_table(path_rows, "gateway and resumable, against hfbus alone"))
     targets = report.targets(results) + targets18.targets(results) + stallfree.targets(results.get("stallfree", {}))
+    targets += paths.targets(results)
     if targets:
         sections.append(report.targets_table(targets))
     if profiler is not None:
@@ -302,7 +325,7 @@ def _print_report(
     print("\n\n" + "\n\n".join(sections), flush=True)
     return {
         "summary": report.summary_json(results),
-        "comparisons": [{"name": n, "value": s.as_json(), "unit": u} for n, s, u in comparisons],
+        "comparisons": [{"name": n, "value": s.as_json(), "unit": u} for n, s, u in comparisons + path_rows],
         "targets": [t.as_json() for t in targets],
     }
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.deps import installer
+
 RATE_HZ = 250
 
 
@@ -28,7 +30,7 @@ def ensure_py_spy() -> str | None:
         return found
     if importlib.util.find_spec("py_spy") is None:
         print("bench: installing py-spy into this venv for --profile...", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=False, timeout=300)
+        subprocess.run([*installer(), "py-spy"], check=False, timeout=300)
     return _beside_python()
 
 

@@ -259,7 +259,7 @@ def targets_table(items: Sequence[Target]) -> str:
     for t in items:
         measured = f"{t.measured.fmt()} {t.unit}".strip()
         rows.append((t.name, [measured, f"{t.op} {_num(t.threshold, 3)} {t.unit}".strip(), t.status, t.note]))
-    return table("target (issues 5, 18)", rows, ["measured: median [min-max]", "target", "result", "note"])
+    return table("target (issues 5, 15, 18)", rows, ["measured: median [min-max]", "target", "result", "note"])
 
 
 def comparisons(results: dict[str, Any]) -> list[tuple[str, Summary, str]]:
@@ -294,10 +294,8 @@ def comparisons(results: dict[str, Any]) -> list[tuple[str, Summary, str]]:
     return out
 
 
-def comparisons_table(items: Sequence[tuple[str, Summary, str]]) -> str:
-    return table(
-        "same-run comparison", [(name, [f"{s.fmt()} {unit}"]) for name, s, unit in items], ["median [min-max]"]
-    )
+def comparisons_table(items: Sequence[tuple[str, Summary, str]], title: str = "same-run comparison") -> str:
+    return table(title, [(name, [f"{s.fmt()} {unit}"]) for name, s, unit in items], ["median [min-max]"])
 
 
 def _rounds_of(results: dict[str, Any], scenario: str) -> Rounds:

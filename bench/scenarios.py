@@ -137,6 +137,12 @@ def _window(run: Run) -> Metrics:
         "tokens_per_s": tokens / seconds,
         "cpu_us_per_token": cpu / tokens * 1e6 if tokens else math.nan,
     }
+    # The nats-server's CPU per token (a resumable stream's outputs are stored too), and a gateway's share of
+    # `cpu_us_per_token` (which, for a gateway system, is gateway + consumer).
+    for group in ("nats", "gateway"):
+        if group in run.window[0].cpu:
+            used = run.cpu_in_window(group)
+            metrics[f"{group}_cpu_us_per_token"] = used / tokens * 1e6 if tokens else math.nan
     return metrics | _cores(run)
 
 
@@ -155,6 +161,8 @@ def _cores(run: Run) -> Metrics:
             ours += used
             if group != "consumer":
                 metrics[f"{group}_cores"] = used / seconds
+    if "gateway" in run.window[0].cpu:  # already inside `consumer`: shown, not added again
+        metrics["gateway_cores"] = run.cpu_in_window("gateway") / seconds
     metrics["other_cores"] = max(0.0, run.cpu_in_window("machine") - ours) / seconds
     return metrics
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,12 @@ from nats.aio.client import Client as NATS
 from bench import loader
 from bench.anchor_runner import anchors_dir
 from bench.drive import Load, drive
-from bench.loader import BusTarget, DirectTarget, Target, VectorizeTarget, now
+from bench.loader import BusTarget, DirectTarget, GatewayTarget, Target, VectorizeTarget, now
 from bench.procs import Child, cpu_seconds, free_port, spawn, wait_for_port
 from bench.router import COUNTERS_PATH
 from services.bus import natsserver
 
-Kind = Literal["direct", "hfbus", "lean", "faststream", "floor"]
+Kind = Literal["direct", "hfbus", "gateway", "lean", "faststream", "floor"]
 B_COMMAND = "BENCH_HFBUS_B_COMMAND"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,8 @@ class SystemSpec:
     description: str
     kind: Kind
     durable: bool = False
+    resumable: bool = False
+    """Requests carry `"resumable": true` (durable mode): outputs kept by HFBUS_OUT (see `loader.BusTarget`)."""
     processes: int = 1
     command_env: str = "BENCH_HFBUS_COMMAND"
     """Environment variable that may replace the `hfbus` command line (see `_hfbus_command`)."""
@@ -49,6 +52,16 @@ SYSTEMS: dict[str, SystemSpec] = {
         SystemSpec("direct", "aiohttp straight to the router, no bus (the limit)", "direct"),
         SystemSpec("hfbus-core", "hfbus, core mode (queue group)", "hfbus"),
         SystemSpec("hfbus-durable", "hfbus, durable mode (JetStream work queue)", "hfbus", durable=True),
+        SystemSpec(
+            "hfbus-resumable",
+            "hfbus, durable mode, every request resumable (outputs kept by HFBUS_OUT)",
+            "hfbus",
+            durable=True,
+            resumable=True,
+        ),
+        # `hfbus gateway` (a process of its own) in front of one `hfbus run` process; the loader is an SSE client.
+        SystemSpec("gateway-core", "hfbus gateway (OpenAI SSE) over hfbus core", "gateway"),
+        SystemSpec("gateway-durable", "hfbus gateway (OpenAI SSE) over hfbus durable", "gateway", durable=True),
         SystemSpec("lean", "hand-rolled nats-py + aiohttp + msgspec (shared anchor)", "lean"),
         SystemSpec("faststream", "FastStream + huggingface_hub", "faststream"),
         # Not a competitor: the least any Python consumer pays per paced token on this loop (bench/floor.py).
@@ -93,7 +106,10 @@ class Harness:
         self.targets: dict[str, Target] = {}
         self.metrics_urls: dict[str, str] = {}
         """hfbus systems' consumer /metrics (one-process systems only), for the stage table (bench.stages)."""
-        self._direct: list[DirectTarget] = []
+        self.gateways: dict[str, Child] = {}
+        self.gateway_keys: dict[str, str] = {}
+        """Gateway systems' `hfbus gateway` process (also counted in their consumer CPU: gateway + consumer)."""
+        self._direct: list[DirectTarget | GatewayTarget] = []
         self._generation = 0
 
     # -- infrastructure ---------------------------------------------------------------------------------------
@@ -131,6 +147,8 @@ class Harness:
         groups = {"router": [c.pid for c in self.routers.values() if c.alive]}
         if system in self.servers:
             groups["nats"] = [self.servers[system].process.pid]
+        if system in self.gateways:
+            groups["gateway"] = [self.gateways[system].pid]
         return groups
 
     def infra_pids(self) -> list[int]:
@@ -145,7 +163,7 @@ class Harness:
 
     def _consumer_argv(self, spec: SystemSpec, router: str, concurrency: int) -> tuple[list[str], dict[str, str]]:
         url = self.servers[spec.name].url
-        if spec.kind == "hfbus":
+        if spec.kind in ("hfbus", "gateway"):
             http_addr = f"127.0.0.1:{free_port()}"
             if spec.processes == 1:
                 self.metrics_urls[spec.name] = f"http://{http_addr}/metrics"
@@ -192,6 +210,9 @@ class Harness:
             return
         if spec.name not in self.servers:
             await self.start_nats(spec.name)
+        if spec.kind == "gateway":
+            await self._start_gateway(spec, router, concurrency)
+            return
         bus_target = self.targets.get(spec.name)
         if not isinstance(bus_target, BusTarget):
             bus_target = BusTarget(
@@ -199,6 +220,7 @@ class Harness:
                 self.connections[spec.name],
                 "hfbus" if spec.kind == "hfbus" else "faststream" if spec.kind == "faststream" else "lean",
                 durable=spec.durable,
+                resumable=spec.resumable,
             )
             await bus_target.start()
             self.targets[spec.name] = bus_target
@@ -210,6 +232,40 @@ class Harness:
         self.consumers[spec.name] = children
         await _wait_ready(bus_target, children)
         await _warm_up(bus_target, children)
+
+    async def _start_gateway(self, spec: SystemSpec, router: str, concurrency: int) -> None:
+        """`hfbus run` (core or durable), then `hfbus gateway` in front of it once the consumer answers on the bus
+        (the gateway picks its delivery mode at connect, from the stream the durable consumer makes), and a key."""
+        url = self.servers[spec.name].url
+        argv, env = self._consumer_argv(spec, router, concurrency)
+        consumer = spawn(
+            f"{spec.name}-consumer-g{self._generation}", argv, env=_child_env(env), log_dir=self.log_dir, cwd=REPO
+        )
+        self.consumers[spec.name] = [consumer]
+        probe = BusTarget(f"{spec.name}-bus", self.connections[spec.name], "hfbus", durable=spec.durable)
+        await probe.start()
+        await _wait_ready(probe, [consumer])
+        key = self.gateway_keys.get(spec.name)
+        if key is None:
+            key = self.gateway_keys[spec.name] = await asyncio.to_thread(_create_key, url)
+        port = free_port()
+        gateway_env = {"NATS_URL": url, "HFBUS_GATEWAY_ADDR": f"127.0.0.1:{port}", "HFBUS_LOG_LEVEL": "WARNING"}
+        gateway = spawn(
+            f"{spec.name}-gateway-g{self._generation}",
+            [*_hfbus_command(spec.command_env), "gateway"],
+            env=_child_env(gateway_env),
+            log_dir=self.log_dir,
+            cwd=REPO,
+        )
+        self.gateways[spec.name] = gateway
+        self.consumers[spec.name] = [consumer, gateway]
+        await asyncio.to_thread(wait_for_port, port, gateway)
+        target = GatewayTarget(spec.name, f"http://127.0.0.1:{port}", key)
+        await target.start()
+        self._direct.append(target)
+        self.targets[spec.name] = target
+        await _wait_ready(target, [consumer, gateway])
+        await _warm_up(target, [consumer])
 
     async def start_vectorize(
         self, name: str, router: str, concurrency: int, settings: dict[str, str], texts: list[str]
@@ -249,6 +305,10 @@ class Harness:
             child.stop()
 
     def stop_consumers(self) -> None:
+        # Gateways first: they hold requests open on the consumers behind them.
+        for gateway in self.gateways.values():
+            gateway.stop()
+        self.gateways.clear()
         for children in self.consumers.values():
             for child in children:
                 child.stop()
@@ -272,7 +332,19 @@ class Harness:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-async def _wait_ready(target: BusTarget, children: list[Child], timeout_s: float = 45.0) -> None:
+def _create_key(nats_url: str) -> str:
+    """A virtual key for the bench, made as a person would: `hfbus keys create` prints it as its last line."""
+    argv = [*_hfbus_command("BENCH_HFBUS_COMMAND"), "keys", "create", "--name", "bench"]
+    done = subprocess.run(
+        argv, env=_child_env({"NATS_URL": nats_url}), cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"hfbus keys create failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return lines[-1].strip()
+
+
+async def _wait_ready(target: Target, children: list[Child], timeout_s: float = 45.0) -> None:
     deadline = now() + timeout_s
     last = "no answer"
     while now() < deadline:
@@ -288,7 +360,7 @@ async def _wait_ready(target: BusTarget, children: list[Child], timeout_s: float
     raise RuntimeError(f"{target.name} not ready within {timeout_s:g}s (last: {last})\n{tails}")
 
 
-async def _warm_up(target: BusTarget, children: list[Child]) -> None:
+async def _warm_up(target: Target, children: list[Child]) -> None:
     # Warm connection pools and code paths; with several processes, repeat until each has served requests
     # (a queue group spreads requests at random, and a process may subscribe a little later than another).
     for _ in range(10):
