@@ -363,8 +363,10 @@ async def _wait_ready(target: Target, children: list[Child], timeout_s: float = 
 async def _warm_up(target: Target, children: list[Child]) -> None:
     # Warm connection pools and code paths; with several processes, repeat until each has served requests
     # (a queue group spreads requests at random, and a process may subscribe a little later than another).
+    # CPU counts from the first pass: on a quiet machine 150 short requests can cost a process under 50 ms, and
+    # judging each pass alone then failed a warm-up in which both processes were serving.
+    before = [cpu_seconds(c.pid) for c in children]
     for _ in range(10):
-        before = [cpu_seconds(c.pid) for c in children]
         # Few tokens: against the paced router a warm-up of long answers would cost seconds per system.
         await drive(target, Load(clients=20, max_tokens=4, duration_s=10.0, max_requests=300), [])
         used = [cpu_seconds(c.pid) - b for c, b in zip(children, before, strict=True)]
