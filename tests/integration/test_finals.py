@@ -160,8 +160,10 @@ async def test_a_live_output_of_another_request_on_the_inbox_neither_feeds_nor_e
         inbox = bus.nc.new_inbox()
         monkeypatch.setattr(bus.nc, "new_inbox", lambda: inbox)
         stream = bus.chat("hi", request_id="mine")
-        request = await nc.subscribe(settings.subjects.request(Tag.CHAT))
-        await nc.flush()  # the server knows the subscription before the client publishes to it
+        # On the client's own connection: the server then takes this SUB before the request's PUB, so the
+        # request always has a responder (another connection's SUB may not be in place yet under load).
+        request = await bus.nc.subscribe(settings.subjects.request(Tag.CHAT))
+        await bus.nc.flush()
         async with anyio.create_task_group() as tg:
             tg.start_soon(stream.result)
             await request.next_msg(timeout=10)  # the client is listening on its inbox now
