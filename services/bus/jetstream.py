@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable
+from typing import TypeVar
 
 import anyio
+import msgspec
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import Subjects, Tag
@@ -19,6 +21,7 @@ from services.bus.handoff import Handoff
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _STREAM_IN_USE = 10058  # "stream name already in use with a different configuration"
 
@@ -277,3 +280,12 @@ async def open_key_value(
         if err.err_code != _STREAM_IN_USE:
             raise
         return await js.key_value(bucket)
+
+
+async def get_struct(kv: KeyValue, key: str, type_: type[T]) -> T | None:
+    """The JSON value kept under `key`, decoded as `type_`; None when there is none."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    return msgspec.json.decode(entry.value or b"", type=type_)

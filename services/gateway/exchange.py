@@ -94,9 +94,9 @@ class Exchange:
         return Error(id=self.id, seq=0, code=code, message=message, retryable=code == ErrorCode.TIMEOUT)
 
     async def _deliver(self, output: Any) -> None:
-        # A client that hung up closed its end: keep reading (for the final output's usage) without buffering.
+        # The handler reads until the final output or closes its end in `hang_up`, so a plain send cannot hang
+        # (no cancel scope per token); after a hang-up, keep reading for the final output's usage, unbuffered.
         try:
-            with anyio.move_on_after(CANCEL_SETTLE_S):
-                await self._send.send(output)
+            await self._send.send(output)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass

@@ -12,11 +12,10 @@ from anyio.abc import SocketStream, TaskGroup
 
 
 class Link:
-    def __init__(self, upstream_port: int, tg: TaskGroup) -> None:
+    def __init__(self, upstream_port: int) -> None:
         self.port = 0
         self.cuts = 0
         self._upstream_port = upstream_port
-        self._tg = tg
         self._open: set[SocketStream] = set()
         self._down = False
 
@@ -67,7 +66,7 @@ class Link:
 async def link_to(upstream_port: int) -> AsyncIterator[Link]:
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     async with listener, anyio.create_task_group() as tg:
-        link = Link(upstream_port, tg)
+        link = Link(upstream_port)
         link.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         tg.start_soon(listener.serve, link._serve)
         try:

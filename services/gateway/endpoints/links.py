@@ -11,11 +11,10 @@ import secrets
 import msgspec
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas.media import MediaRef
-from services.bus.jetstream import open_key_value
+from services.bus.jetstream import get_struct, open_key_value
 from services.gateway.errors import ApiError
 from services.gateway.state import GATEWAY
 from services.settings import Settings
@@ -42,11 +41,7 @@ class MediaLinks:
     async def resolve(self, token: str) -> MediaRef | None:
         if not token or len(token) > 64 or not token.replace("-", "").replace("_", "").isalnum():
             return None
-        try:
-            entry = await self._kv.get(token)
-        except KeyNotFoundError:
-            return None
-        return msgspec.json.decode(entry.value or b"", type=MediaRef)
+        return await get_struct(self._kv, token, MediaRef)
 
 
 LINKS: web.AppKey[MediaLinks] = web.AppKey("links", MediaLinks)

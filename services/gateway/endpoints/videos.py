@@ -16,13 +16,12 @@ import msgspec
 import orjson
 from aiohttp import web
 from nats.aio.client import Client as NATS
-from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import Error, Progress, Tag
 from schemas.media import MediaRef, MediaResult
 from schemas.video import Pic2VidRequest, Text2VidRequest
-from services.bus.jetstream import open_key_value
+from services.bus.jetstream import get_struct, open_key_value
 from services.gateway.errors import ApiError, bad_request, from_output
 from services.gateway.exchange import Exchange
 from services.gateway.requests import field_of, form_file, form_text, read_form
@@ -85,11 +84,7 @@ class VideoJobs:
     async def get(self, job_id: str) -> VideoJob | None:
         if not job_id.startswith("video_") or not job_id[6:].isalnum():
             return None
-        try:
-            entry = await self._kv.get(job_id)
-        except KeyNotFoundError:
-            return None
-        return msgspec.json.decode(entry.value or b"", type=VideoJob)
+        return await get_struct(self._kv, job_id, VideoJob)
 
 
 JOBS: web.AppKey[VideoJobs] = web.AppKey("video_jobs", VideoJobs)
