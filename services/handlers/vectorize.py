@@ -8,7 +8,7 @@ from services.catalog import cost_usd
 from services.errors import Internal
 from services.handlers._tasks import run
 from services.handlers.seams import Context
-from services.hf.providers import Vectors
+from services.hf.providers import Vectors, dims_of
 
 Request = VectorizeRequest
 
@@ -26,7 +26,7 @@ async def handle(request: VectorizeRequest, ctx: Context) -> None:
     await ctx.result(
         VectorizeResult,
         vectors=vectors,
-        dims=len(vectors[0]) if vectors else 0,
+        dims=dims_of(vectors[0]) if vectors else 0,
         usage=MediaUsage(inputs=len(texts)),
         model=resolved.hf_model,
         provider=outcome.provider,

@@ -38,6 +38,8 @@ from services.hf.providers import (
     TaskInput,
     Transcript,
     Vectors,
+    dims_of,
+    floats_of,
     get_adapter,
     mapping_tasks,
 )
@@ -173,7 +175,9 @@ def assert_final(task: str, step: Step, hf_model: str) -> None:
         case Media(data=data, content_type=content_type):
             assert content_type == OUTPUT_TYPES[task]
             assert data[:4] in (b"\x89PNG", b"RIFF") or data[4:8] == b"ftyp"
-        case Vectors(vectors=vectors):
+        case Vectors(vectors=passed):
+            vectors = [floats_of(v) for v in passed]
+            assert [dims_of(v) for v in passed] == [len(v) for v in vectors]
             dims = {
                 "intfloat/multilingual-e5-large": 1024,
                 "BAAI/bge-base-en-v1.5": 768,

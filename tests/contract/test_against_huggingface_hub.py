@@ -61,6 +61,7 @@ from services.hf.providers import (
     TaskInput,
     Transcript,
     Vectors,
+    floats_of,
     get_adapter,
 )
 
@@ -1090,7 +1091,7 @@ def hfbus_output(step: Media | Vectors | Transcript | None) -> Any:
         case Transcript(text=text):
             return text
         case Vectors(vectors=vectors):
-            return vectors
+            return [floats_of(v) for v in vectors]
     return None
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
+from schemas.codec import JSON_CODEC, MSGPACK_CODEC, JsonText
+from schemas.vectorize import VectorizeResult
 from services.errors import InvalidRequest, UnknownModel, UpstreamError
 from services.hf.providers import (
     PROVIDERS,
@@ -24,6 +27,8 @@ from services.hf.providers import (
     Transcript,
     UnsupportedInput,
     Vectors,
+    dims_of,
+    floats_of,
     get_adapter,
     providers_for,
 )
@@ -140,9 +145,43 @@ class TestHfInference:
     )
     def test_vectors(self, body: bytes, vectors: list[list[float]]) -> None:
         data = inp("feature-extraction", "m", texts=["a"] * len(vectors))
-        assert adapter("hf-inference", data.task).parse(data, reply(body), BASE) == Vectors(vectors)
+        step = adapter("hf-inference", data.task).parse(data, reply(body), BASE)
+        assert isinstance(step, Vectors)
+        assert [floats_of(v) for v in step.vectors] == vectors
+        assert [dims_of(v) for v in step.vectors] == [len(v) for v in vectors]
 
-    @pytest.mark.parametrize("body", [b"[[[1.0], [2.0]]]", b'{"error": "x"}', b"[[1.0], [2.0]]"])
+    @pytest.mark.parametrize(
+        ("body", "texts"),
+        [
+            (b"[[0.1, -2.5e-3, 3E+2, 4]]", [b"[0.1, -2.5e-3, 3E+2, 4]"]),
+            (b"[ [1.5,2] ,\n [ 3 , 4 ] ]", [b"[1.5,2]", b"[ 3 , 4 ]"]),
+            (b"[[]]", [b"[]"]),
+        ],
+    )
+    def test_vectors_pass_through_as_the_router_wrote_them(self, body: bytes, texts: list[bytes]) -> None:
+        data = inp("feature-extraction", "m", texts=["a"] * len(texts))
+        step = adapter("hf-inference", data.task).parse(data, reply(body), BASE)
+        assert isinstance(step, Vectors)
+        assert [v.text for v in step.vectors if isinstance(v, JsonText)] == texts
+        answer = VectorizeResult(id="r", seq=0, model="m", vectors=list(step.vectors), dims=dims_of(step.vectors[0]))  # type: ignore[arg-type]
+        decoded = [msgspec.json.decode(t, type=list[float]) for t in texts]
+        for codec in (JSON_CODEC, MSGPACK_CODEC):
+            assert codec.decode_as(codec.encode(answer), VectorizeResult).vectors == decoded
+        assert msgspec.json.decode(JSON_CODEC.encode(answer))["dims"] == len(decoded[0])
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[[[1.0], [2.0]]]",
+            b'{"error": "x"}',
+            b"[[1.0], [2.0]]",
+            b'[[1.0, "2"]]',
+            b"[[1.0, null]]",
+            b"[[1.0, true]]",
+            b'[{"a": 1}]',
+            b"[[1.0, [2.0]]]",
+        ],
+    )
     def test_unusable_vectors(self, body: bytes) -> None:
         data = inp("feature-extraction", "m", texts=["only one"])
         with pytest.raises(ProviderReplyInvalid):

@@ -70,7 +70,10 @@ from .base.types import (
     Task,
     TaskInput,
     Transcript,
+    Vector,
     Vectors,
+    dims_of,
+    floats_of,
 )
 
 __all__ = [
@@ -96,7 +99,10 @@ __all__ = [
     "TaskInput",
     "Transcript",
     "UnsupportedInput",
+    "Vector",
     "Vectors",
+    "dims_of",
+    "floats_of",
     "get_adapter",
     "mapping_tasks",
     "providers_for",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -10,7 +11,7 @@ import msgspec
 from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
 from ..base.errors import ProviderReplyInvalid, UnsupportedInput
 from ..base.media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
-from ..base.types import HttpReply, Media, Step, TaskInput, Transcript, Vectors
+from ..base.types import HttpReply, Media, Step, TaskInput, Transcript, Vector, Vectors, json_vectors
 
 
 class HfInferenceTask(TaskAdapter):
@@ -41,6 +42,8 @@ class HfInferenceFeatureExtraction(HfInferenceTask):
         return with_options(payload, inp)
 
     def _parse_output(self, inp: TaskInput, reply: HttpReply) -> Step:
+        if (passed := json_vectors(reply.body)) is not None:
+            return self._checked(inp, passed)
         try:
             vectors = msgspec.json.decode(reply.body, type=list[list[float]])
         except msgspec.ValidationError:
@@ -53,6 +56,9 @@ class HfInferenceFeatureExtraction(HfInferenceTask):
                 ) from exc
         except msgspec.DecodeError as exc:
             raise ProviderReplyInvalid(f"hf-inference feature-extraction reply: {exc}") from exc
+        return self._checked(inp, vectors)
+
+    def _checked(self, inp: TaskInput, vectors: Sequence[Vector]) -> Vectors:
         if len(vectors) != len(inp.texts or []):
             raise ProviderReplyInvalid(
                 f"hf-inference returned {len(vectors)} vectors for {len(inp.texts or [])} inputs"

@@ -6,8 +6,13 @@ no value ever holds the HF token (the executor adds `Authorization` to authentic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
+
+import msgspec
+
+from schemas.codec import JsonText
 
 Task = Literal[
     "automatic-speech-recognition",
@@ -127,11 +132,61 @@ class Media:
     content_type: str
 
 
+class JsonVector(JsonText):
+    """One embedding as the provider's JSON array text, checked to be a flat array of numbers.
+
+    It reaches a JSON answer byte for byte (see `JsonText`), so the floats a caller decodes are exactly the
+    provider's.
+    """
+
+    __slots__ = ("dims",)
+
+    def __init__(self, text: bytes, dims: int) -> None:
+        super().__init__(text)
+        self.dims = dims
+
+
+Vector: TypeAlias = list[float] | JsonVector
+
+
+def dims_of(vector: Vector) -> int:
+    return vector.dims if isinstance(vector, JsonVector) else len(vector)
+
+
+def floats_of(vector: Vector) -> list[float]:
+    """The numbers themselves, decoded when they were passed through as text."""
+    return _floats.decode(vector.text) if isinstance(vector, JsonVector) else vector
+
+
+_NUMBER_BYTES = b"0123456789+-.eE, \t\r\n"
+_raw_items = msgspec.json.Decoder(list[msgspec.Raw])
+_floats = msgspec.json.Decoder(list[float])
+
+
+def json_vectors(body: bytes) -> list[JsonVector] | None:
+    """The vectors of a `[[number, …], …]` reply without decoding a float; None for any other shape.
+
+    The decoder checks the JSON; what is left to check is that each item is one array holding numbers only.
+    """
+    try:
+        items = _raw_items.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    vectors: list[JsonVector] = []
+    for item in items:
+        text = bytes(item)
+        inner = text[1:-1]
+        if text[:1] != b"[" or inner.translate(None, _NUMBER_BYTES):
+            return None
+        vectors.append(JsonVector(text, inner.count(b",") + 1 if inner.strip() else 0))
+    return vectors
+
+
 @dataclass(slots=True, frozen=True)
 class Vectors:
     """Final: one embedding per input text, in input order."""
 
-    vectors: list[list[float]]
+    vectors: Sequence[Vector]
 
 
 @dataclass(slots=True, frozen=True)
