@@ -139,11 +139,14 @@ class JsonVector(JsonText):
     provider's.
     """
 
-    __slots__ = ("dims",)
+    __slots__ = ()
 
-    def __init__(self, text: bytes, dims: int) -> None:
-        super().__init__(text)
-        self.dims = dims
+    text: bytes
+
+    @property
+    def dims(self) -> int:
+        commas = self.text.count(b",")
+        return commas + 1 if commas or self.text[1:-1].strip() else 0
 
 
 Vector: TypeAlias = list[float] | JsonVector
@@ -158,27 +161,30 @@ def floats_of(vector: Vector) -> list[float]:
     return _floats.decode(vector.text) if isinstance(vector, JsonVector) else vector
 
 
-_NUMBER_BYTES = b"0123456789+-.eE, \t\r\n"
 _raw_items = msgspec.json.Decoder(list[msgspec.Raw])
 _floats = msgspec.json.Decoder(list[float])
+_NOT_IN_NUMBERS = (b"{", b'"', b"t", b"f", b"n")
+"""What valid JSON holds somewhere when it is more than arrays and numbers: objects, strings, true/false/null."""
 
 
 def json_vectors(body: bytes) -> list[JsonVector] | None:
     """The vectors of a `[[number, …], …]` reply without decoding a float; None for any other shape.
 
-    The decoder checks the JSON; what is left to check is that each item is one array holding numbers only.
+    The decoder checks the JSON; what is left is to find nothing but arrays and numbers in it, and each item
+    to be one array with no array inside (byte searches, about 1 µs for 1,024 numbers).
     """
     try:
         items = _raw_items.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    if any(c in body for c in _NOT_IN_NUMBERS):
+        return None
     vectors: list[JsonVector] = []
     for item in items:
         text = bytes(item)
-        inner = text[1:-1]
-        if text[:1] != b"[" or inner.translate(None, _NUMBER_BYTES):
+        if text[:1] != b"[" or text.find(b"[", 1) >= 0:
             return None
-        vectors.append(JsonVector(text, inner.count(b",") + 1 if inner.strip() else 0))
+        vectors.append(JsonVector(text))
     return vectors
 
 
