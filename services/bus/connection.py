@@ -16,12 +16,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import AuthorizationError as NatsAuthorizationError
 from nats.errors import Error as NatsError
-from nats.errors import MsgAlreadyAckdError
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from schemas import Subjects, Tag
 from services.bus.handoff import Handoff
 from services.bus.jetstream import PullFeed, ensure_consumer
+from services.bus.publish import Publisher
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -204,19 +203,17 @@ class Delivery:
         return time.time() - self.msg.metadata.timestamp.timestamp() if self.durable else 0.0
 
     async def ack(self) -> None:
-        """Settle for good; durable acks wait for the server's confirmation (retried), since an ack lost in a
-        consumer leader change would run the request again."""
-        if not self.durable:
-            return
-        for attempt in range(3):
-            try:
-                await self.msg.ack_sync(timeout=2.0)
-                return
-            except NatsTimeoutError:
-                if attempt == 2:
-                    logger.warning("no confirmation of the ack of %s; it may be delivered again", self.msg.reply)
-            except MsgAlreadyAckdError:
-                return
+        """Settle for good: queued behind the final output on the same connection, with no round trip.
+
+        An ack the server never takes (a consumer leader change, a crash) costs no second answer: the final is
+        kept before the ack is sent, and a delivery of an answered request is settled without running
+        (`KeptFinals.answered`). Waiting for a confirmation would cost every request a round trip to spare that
+        rare one a lookup.
+        """
+        msg = self.msg
+        if self.durable and not msg._ackd and msg.reply:
+            msg._ackd = True
+            Publisher(msg._client, msg.reply, None).publish(Msg.Ack.Ack)
 
     async def nak(self, delay: float | None = None) -> None:
         if self.durable:

@@ -11,6 +11,7 @@ from nats.errors import Error as NatsError
 
 from schemas import Subjects, Tag
 from schemas.operations import DoneEvent
+from services.bus.publish import Publisher
 from services.observability import RequestRecord
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,11 @@ class DoneEvents:
     def __init__(self, nc: NATS, subjects: Subjects, consumer_id: str) -> None:
         self._nc = nc
         self._subjects = subjects
+        self._publishers: dict[str, Publisher] = {}
         self.consumer_id = consumer_id
 
-    async def publish(self, record: RequestRecord) -> None:
+    def publish(self, record: RequestRecord) -> None:
+        """Queue the event on the connection: no await, so a cancelled request still reports how it ended."""
         tag = Tag(record.tag)
         event = DoneEvent(
             id=record.request_id,
@@ -44,7 +47,10 @@ class DoneEvents:
             consumer=self.consumer_id,
         )
         try:
+            publisher = self._publishers.get(tag)
+            if publisher is None:
+                publisher = self._publishers[tag] = Publisher(self._nc, self._subjects.events_done(tag), None)
             # Core publish: buffered, no round trip on the request's path; nobody listening costs nothing.
-            await self._nc.publish(self._subjects.events_done(tag), _encoder.encode(event))
+            publisher.publish(_encoder.encode(event))
         except (NatsError, OSError) as exc:
             logger.debug("no done event for %s request %s: %s", tag, record.request_id, type(exc).__name__)

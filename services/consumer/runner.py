@@ -206,7 +206,7 @@ class TagRunner:
         await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
         record = request_record(outputs, self.tag, None)
         self.deps.metrics.finished(record)
-        await self.deps.events.publish(record)
+        self.deps.events.publish(record)
         await delivery.term()
 
     async def give_up(
@@ -323,8 +323,7 @@ class TagRunner:
             metrics.finished(record)
             metrics.stages(self.tag, stage_times(outputs, taken_at, queued_s))
             log_request(logger, record)
-            with anyio.CancelScope(shield=True):  # a shutdown cut still reports how the request ended
-                await self.deps.events.publish(record)
+            self.deps.events.publish(record)
 
     async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
         request_id: str = request.id

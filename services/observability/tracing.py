@@ -43,6 +43,9 @@ def request_trace(headers: Mapping[str, str] | None, tag: str, request_id: str) 
     """Run one request inside its trace; yields the headers its outputs and upstream calls carry."""
     incoming = {name: value for name in TRACE_HEADERS if headers and (value := headers.get(name))}
     tracer = _tracer()
+    if tracer is None and not incoming:
+        yield None  # nothing to trace or forward: the context keeps its defaults (no tracer, no trace headers)
+        return
     tracer_token = _request_tracer.set(tracer)
     try:
         with _traced(tracer, incoming, tag, request_id) as outgoing:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.observability import JsonFormatter, Metrics, RequestRecord, configure_logging, log_request
 from services.observability.http import HealthServer, parse_addr
 from services.observability.logs import TextFormatter
-from services.observability.metrics import MAX_LABEL_CHARS
+from services.observability.series import MAX_LABEL_CHARS
 
 # Token-shaped but not the suite's HF_TOKEN: the secrecy hook in tests/conftest.py watches for that one.
 FAKE_TOKEN = "hf_" + "Zq7" * 12
