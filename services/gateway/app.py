@@ -78,6 +78,10 @@ def make_app(
     return app
 
 
+LISTEN_BACKLOG = 4096
+"""Pending connections the gateway's socket holds (the kernel caps it at net.core.somaxconn)."""
+
+
 async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; `task_status.started` gets the base URL once the port is bound."""
     from services.bus.connection import credential_options
@@ -97,7 +101,9 @@ async def serve(settings: Settings, *, task_status: TaskStatus[str] = anyio.TASK
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host or "0.0.0.0", port)
+            # Hundreds of clients connecting at once must not overflow aiohttp's default backlog of 128: a dropped
+            # SYN is retried by the client's kernel after a second, a stall before the first token.
+            site = web.TCPSite(runner, host or "0.0.0.0", port, backlog=LISTEN_BACKLOG)
             await site.start()
             bound = runner.addresses[0]
             url = f"http://{host or '127.0.0.1'}:{bound[1]}"

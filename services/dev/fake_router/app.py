@@ -133,12 +133,18 @@ class FakeRouter:
         return app
 
 
+LISTEN_BACKLOG = 4096
+"""Pending connections the router's socket holds (the kernel caps it at net.core.somaxconn)."""
+
+
 async def serve(router: FakeRouter, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, int]:
     """Start `router` on a TCP site (port 0 picks a free one); the caller awaits `runner.cleanup()`."""
     runner = web.AppRunner(router.app)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        # A burst of hundreds of new connections must not overflow aiohttp's default backlog of 128: a dropped
+        # SYN is retried after a full second, which shows as a stream that stalled before its first token.
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
         await site.start()
         bound = int(runner.addresses[0][1])
     except BaseException:
