@@ -21,6 +21,7 @@ import anyio
 import msgspec
 import orjson
 from anyio.abc import TaskStatus
+from anyio.lowlevel import checkpoint
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
@@ -65,6 +66,11 @@ LATE_FIRST_DELIVERY_S = 1.0
 """A first delivery that waited longer than this in the stream is checked against the kept finals too: a
 crashed server that lost its consumer state delivers answered requests again as first deliveries. Fresh ones
 skip the lookup, which would sit on the time-to-first-token path."""
+
+
+STARTS_PER_PASS = 16
+"""Requests started per event-loop pass when more are waiting: each runs its first step (decode, checks, the
+upstream call's start: a few hundred µs) in the next pass, so a pass stays a few milliseconds long."""
 
 
 @dataclass(slots=True)
@@ -126,6 +132,7 @@ class TagRunner:
                     async with intake.open(lambda: self._slots.value) as deliveries:
                         task_status.started()
                         iterator = aiter(deliveries)
+                        started = 0
                         while True:
                             try:
                                 self._slots.acquire_nowait()  # a free slot costs no event-loop pass
@@ -136,6 +143,11 @@ class TagRunner:
                             except StopAsyncIteration:
                                 break
                             workers.start_soon(self._run, delivery)
+                            started += 1
+                            if started % STARTS_PER_PASS == 0:
+                                # A burst of requests starts a batch per event-loop pass, with the streams already
+                                # running served in between: all at once, 200 starts held them for ~50 ms.
+                                await checkpoint()
                 # The task group exits when the last request ends, or cancels the rest at the deadline.
                 workers.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
             # Heartbeats ran until the last request settled; nothing is left for them to do.
