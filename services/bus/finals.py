@@ -25,6 +25,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from schemas import Tag
 from schemas.subjects import ANSWERED_BY, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ, answered_request_seq
+from services.bus.jetstream import publish_acked
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ class KeptFinals:
         token = secrets.token_hex(8)
         claim_headers = {**(headers or {}), ANSWERED_BY: token, REQUEST_SEQ: str(request_seq)}
         expected_last: int | None = 0  # no final of this id yet; None: look at the one kept
-        js = self._nc.jetstream()
         # Heartbeats keep the delivery ours meanwhile, so waiting out a failover costs no redelivery.
         deadline = time.monotonic() + settings.ack_wait_s
         pause = 0.05
@@ -87,7 +87,7 @@ class KeptFinals:
                     expected_last = kept.seq or 0  # the final of an older request with the same id: replace it
                 else:
                     claim_headers[EXPECTED_LAST_SUBJECT_SEQ] = str(expected_last)
-                    await js.publish(subject, payload, headers=claim_headers, timeout=2.0)
+                    await publish_acked(self._nc, subject, payload, claim_headers, wait_s=2.0)
                     return True
             except APIError as exc:
                 if exc.err_code == _WRONG_LAST_SEQUENCE:
