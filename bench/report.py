@@ -279,10 +279,11 @@ def comparisons(results: dict[str, Any]) -> list[tuple[str, Summary, str]]:
         ("direct", "hfbus-core"),
         ("hfbus-core-x2", "hfbus-core"),
         ("hfbus-core-b", "hfbus-core"),
+        ("hfbus-durable-b", "hfbus-durable"),
     ):
         if a in burst and b in burst:
             out.append((f"tokens/s @50: {a} / {b}", paired(burst, a, b, "tokens_per_s", ratio), "x"))
-    for a, b in (("hfbus-core-b", "hfbus-core"),):
+    for a, b in (("hfbus-core-b", "hfbus-core"), ("hfbus-durable-b", "hfbus-durable")):
         for key, rounds in (("sequential", seq), ("paced200", p200), ("paced1000", results.get("paced1000", {}))):
             if a in rounds and b in rounds:
                 out.append((f"{key}: TTFT p50 {a} / {b}", paired(rounds, a, b, "ttft_p50_ms", ratio), "x"))

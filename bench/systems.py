@@ -70,6 +70,13 @@ SYSTEMS: dict[str, SystemSpec] = {
         # The B side of an interleaved A/B run: BENCH_HFBUS_B_COMMAND names another build (a patched copy, a
         # branch checkout), measured in the same rounds as hfbus-core, so the ratio between them is fair.
         SystemSpec("hfbus-core-b", "hfbus, core mode, from BENCH_HFBUS_B_COMMAND", "hfbus", command_env=B_COMMAND),
+        SystemSpec(
+            "hfbus-durable-b",
+            "hfbus, durable mode, from BENCH_HFBUS_B_COMMAND",
+            "hfbus",
+            durable=True,
+            command_env=B_COMMAND,
+        ),
     )
 }
 

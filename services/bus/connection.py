@@ -235,6 +235,11 @@ class Intake:
         self._nc = nc
         self._settings = settings
         self._tag = tag
+        self._waiting: Callable[[], int] = lambda: 0
+
+    def waiting(self) -> int:
+        """Requests received and not yet taken from the open intake."""
+        return self._waiting()
 
     @asynccontextmanager
     async def open(self, free_slots: Callable[[], int]) -> AsyncIterator[AsyncIterator[Delivery]]:
@@ -251,12 +256,14 @@ class Intake:
                 free_slots,
                 capacity=self._settings.concurrency_for(self._tag),
             )
+            self._waiting = feed.waiting
             async with aclosing(feed.messages()) as messages:
                 yield (Delivery(msg, durable=True) async for msg in messages)
             return
         # A callback feeding a bounded hand-off: nats-py's `messages` iterator costs a task and a wait per message,
         # and a full hand-off back-pressures into nats-py's own pending queue.
         handoff: Handoff[Msg] = Handoff(self._settings.concurrency_for(self._tag))
+        self._waiting = handoff.__len__
         subscription = await self._nc.subscribe(
             self._settings.subjects.request(self._tag),
             queue=Subjects.queue_group(self._tag),

@@ -28,6 +28,10 @@ class Handoff(Generic[T]):
         self._putter: asyncio.Future[None] | None = None
         self._closed = False
 
+    def __len__(self) -> int:
+        """Items held, waiting for `get`."""
+        return len(self._items)
+
     async def put(self, item: T) -> None:
         """Add `item`, first waiting for room (back-pressure into the caller, e.g. nats-py's pending queue)."""
         while len(self._items) >= self._capacity and not self._closed:

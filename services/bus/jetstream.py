@@ -207,8 +207,13 @@ class PullFeed:
         # even when a busy event loop runs late.
         self._renew_after_s = 0.75 * expires_s
         self._inbox = nc.new_inbox()
+        self._handoff: Handoff[Msg | None] | None = None
         self._outstanding = 0
         self._last_pull_at = 0.0
+
+    def waiting(self) -> int:
+        """Request messages delivered and not yet taken (a wake-up counts too: it is gone in a moment)."""
+        return len(self._handoff) if self._handoff is not None else 0
 
     async def messages(self) -> AsyncGenerator[Msg, None]:
         """Yield request messages; the caller holds a free slot each time it asks for the next one."""
@@ -217,6 +222,7 @@ class PullFeed:
         # Room for every slot, a bridging pull's one message and a few wake-ups (which are dropped when full:
         # a full buffer wakes the loop anyway).
         handoff: Handoff[Msg | None] = Handoff(self._capacity + 4)
+        self._handoff = handoff
         last_heard = loop_time()
         closing = False
         settled = anyio.Event()

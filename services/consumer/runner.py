@@ -69,8 +69,8 @@ skip the lookup, which would sit on the time-to-first-token path."""
 
 
 STARTS_PER_PASS = 16
-"""Requests started per event-loop pass when more are waiting: each runs its first step (decode, checks, the
-upstream call's start: a few hundred µs) in the next pass, so a pass stays a few milliseconds long."""
+"""The fewest requests started per event-loop pass when more are waiting: each runs its first step (decode,
+checks, the upstream call's start: a few hundred µs) in the next pass."""
 
 
 @dataclass(slots=True)
@@ -132,7 +132,7 @@ class TagRunner:
                     async with intake.open(lambda: self._slots.value) as deliveries:
                         task_status.started()
                         iterator = aiter(deliveries)
-                        started = 0
+                        started, budget = 0, STARTS_PER_PASS
                         while True:
                             try:
                                 self._slots.acquire_nowait()  # a free slot costs no event-loop pass
@@ -144,9 +144,11 @@ class TagRunner:
                                 break
                             workers.start_soon(self._run, delivery)
                             started += 1
-                            if started % STARTS_PER_PASS == 0:
-                                # A burst of requests starts a batch per event-loop pass, with the streams already
-                                # running served in between: all at once, 200 starts held them for ~50 ms.
+                            if started >= budget and (waiting := intake.waiting()):
+                                # A burst starts in slices, one per event-loop pass, with the streams already
+                                # running read in between (200 starts in one pass held them for ~50 ms). A slice
+                                # is a quarter of what waits, so a backlog never outgrows the passes.
+                                budget, started = max(STARTS_PER_PASS, waiting // 4), 0
                                 await checkpoint()
                 # The task group exits when the last request ends, or cancels the rest at the deadline.
                 workers.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
