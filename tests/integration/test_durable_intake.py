@@ -3,6 +3,7 @@ lands at any moment is delivered at once instead of waiting for the consumer to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import anyio
@@ -10,11 +11,13 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.api import ConsumerInfo
+from nats.js.manager import JetStreamManager
 
 from schemas import ChatResult, Subjects, Tag
 from services.client import HfBus
 from services.settings import Settings
-from tests.conftest import assert_well_formed, running
+from tests.conftest import assert_well_formed, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +58,48 @@ async def _next_expiry(statuses: Subscription) -> Msg:
             msg = await statuses.next_msg(timeout=15)
             if msg.headers and msg.headers.get("Status") == "408":
                 return msg
+
+
+BACKLOG = 120
+"""Requests stored before the consumer starts: many times the 16 a slice starts with, so the intake slices them."""
+
+
+async def test_a_backlog_is_started_in_slices_and_each_request_is_answered_and_acked_once(
+    settings: Settings, nc: NATS
+) -> None:
+    settings = replace(settings, mode="durable", tags=(Tag.CHAT,))
+    stream, durable = settings.subjects.stream, Subjects.durable(Tag.CHAT)
+    jsm = nc.jsm()
+    async with running(settings):
+        pass  # creates the stream and the durable consumer, then stops: the backlog is stored with nobody pulling
+    async with HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        answers: list[list[object]] = []
+
+        async def ask(i: int) -> None:
+            answers.append([o async for o in bus.chat(f"backlog {i}", model="org/model", max_tokens=3)])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(BACKLOG):
+                tg.start_soon(ask, i)
+            info = await _consumer_info(jsm, stream, durable, until=lambda i: i.num_pending == BACKLOG)
+            async with running(settings) as app:
+                await eventually(lambda: len(answers) == BACKLOG, within=30)
+                counters = app.runners[Tag.CHAT].counters
+                assert counters.handled == BACKLOG and counters.redelivered == 0
+                # Acks go out without waiting for a confirmation: all of them still land.
+                info = await _consumer_info(jsm, stream, durable, until=lambda i: i.num_ack_pending == 0)
+    assert info.num_pending == 0 and info.num_redelivered == 0
+    for outputs in answers:
+        assert_well_formed(outputs)
+        assert isinstance(outputs[-1], ChatResult)
+
+
+async def _consumer_info(
+    jsm: JetStreamManager, stream: str, durable: str, *, until: Callable[[ConsumerInfo], bool]
+) -> ConsumerInfo:
+    for _ in range(200):
+        info: ConsumerInfo = await jsm.consumer_info(stream, durable)
+        if until(info):
+            return info
+        await anyio.sleep(0.05)
+    raise AssertionError(f"the consumer never got there: {info}")
