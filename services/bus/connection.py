@@ -18,7 +18,7 @@ from nats.errors import AuthorizationError as NatsAuthorizationError
 from nats.errors import Error as NatsError
 
 from schemas import Subjects, Tag
-from services.bus.handoff import Handoff
+from services.bus.handoff import Handoff, subscribe_inline
 from services.bus.jetstream import PullFeed, ensure_consumer
 from services.bus.publish import Publisher
 from services.settings import Settings
@@ -228,6 +228,10 @@ class Delivery:
             await self.msg.in_progress()
 
 
+CORE_BACKLOG = 100_000
+"""Core requests held beyond the free slots (nats-py's default pending limit, which bounded them before)."""
+
+
 class Intake:
     """Where a tag's requests come from: a queue-group subscription or the shared durable consumer."""
 
@@ -260,15 +264,19 @@ class Intake:
             async with aclosing(feed.messages()) as messages:
                 yield (Delivery(msg, durable=True) async for msg in messages)
             return
-        # A callback feeding a bounded hand-off: nats-py's `messages` iterator costs a task and a wait per message,
-        # and a full hand-off back-pressures into nats-py's own pending queue.
-        handoff: Handoff[Msg] = Handoff(self._settings.concurrency_for(self._tag))
+        # Handed over inside nats-py's read loop (no task or loop pass per request). Past the slots, up to
+        # CORE_BACKLOG requests wait here, as nats-py's own pending queue held them before; beyond that a request
+        # is dropped as nats-py drops one for a slow consumer, and its caller times out.
+        handoff: Handoff[Msg] = Handoff(self._settings.concurrency_for(self._tag) + CORE_BACKLOG)
         self._waiting = handoff.__len__
-        subscription = await self._nc.subscribe(
-            self._settings.subjects.request(self._tag),
-            queue=Subjects.queue_group(self._tag),
-            cb=handoff.put,
-            pending_msgs_limit=100_000,
+        tag = self._tag
+
+        def take(msg: Msg) -> None:
+            if not handoff.put_nowait(msg):
+                logger.warning("%s: %d requests already wait for a slot; one was dropped", tag, len(handoff))
+
+        subscription = await subscribe_inline(
+            self._nc, self._settings.subjects.request(tag), take, queue=Subjects.queue_group(tag)
         )
         await self._nc.flush()
         try:

@@ -25,7 +25,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from schemas import Tag
 from schemas.subjects import ANSWERED_BY, EXPECTED_LAST_SUBJECT_SEQ, REQUEST_SEQ, answered_request_seq
-from services.bus.jetstream import publish_acked
+from services.bus.acked import publish_acked
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
 
 from anyio import WouldBlock
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 T = TypeVar("T")
 
@@ -77,3 +81,31 @@ class Handoff(Generic[T]):
 def _wake(waiter: asyncio.Future[None] | None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(None)
+
+
+class _Dispatch:
+    """Stands in for the future nats-py resolves for a one-reply subscription, once per message instead."""
+
+    __slots__ = ("_deliver",)
+
+    def __init__(self, deliver: Callable[[Msg], None]) -> None:
+        self._deliver = deliver
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, msg: Msg) -> None:
+        self._deliver(msg)
+
+
+async def subscribe_inline(nc: NATS, subject: str, deliver: Callable[[Msg], None], *, queue: str = "") -> Subscription:
+    """Subscribe with `deliver` called inside nats-py's read loop, for each message as it is parsed.
+
+    A callback subscription (`cb=`) hands each message to a task of its own through a queue: one more event-loop
+    pass per message, which under load is milliseconds before a request starts or a reply is seen. nats-py's
+    read loop resolves a subscription's `future` in place (its one-reply requests); this gives it an object
+    that takes every message that way. `deliver` must not block or raise. Control messages (idle heartbeats,
+    flow control) never reach it, as they never reach a callback; nats-py re-subscribes it after a reconnect
+    like any other.
+    """
+    return await nc.subscribe(subject, queue=queue, future=cast(Any, _Dispatch(deliver)))

@@ -12,13 +12,12 @@ import msgspec
 import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import APIError, BadRequestError, KeyNotFoundError, NoStreamResponseError
+from nats.js.errors import BadRequestError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from schemas import Subjects, Tag
-from services.bus.handoff import Handoff
+from services.bus.handoff import Handoff, subscribe_inline
 from services.bus.publish import Publisher
 from services.settings import Settings
 
@@ -132,44 +131,11 @@ async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
     )
 
 
-async def publish_acked(
-    nc: NATS, subject: str, payload: bytes, headers: dict[str, str] | None, *, wait_s: float
-) -> None:
-    """`JetStreamContext.publish` for the request path: the same request through nats-py's response inbox, with
-    no coroutine publish, `wait_for` or PubAck object (about half its cost, once per durable request).
-
-    Raises nats-py's `APIError` leaf for a JetStream error, `NoStreamResponseError` when no stream captures the
-    subject, and `nats.errors.TimeoutError` when no answer came within `wait_s` seconds.
-    """
-    if not nc._resp_sub_prefix:
-        await nc._init_request_sub()
-    prefix = nc._resp_sub_prefix
-    assert prefix is not None
-    token = nc._nuid.next().decode()
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[Msg] = loop.create_future()
-    nc._resp_map[token] = answer
-    timer = loop.call_later(wait_s, _time_out, answer)
-    try:
-        Publisher(nc, subject, headers).publish(payload, reply=bytes(prefix) + token.encode())
-        msg = await answer
-    finally:
-        timer.cancel()
-        nc._resp_map.pop(token, None)
-    if msg.headers and msg.headers.get(api.Header.STATUS) == _NO_RESPONDERS:
-        raise NoStreamResponseError
-    if b'"error"' in msg.data:
-        reply = orjson.loads(msg.data)
-        if "error" in reply:
-            raise APIError.from_error(reply["error"])
-
-
-_NO_RESPONDERS = "503"
-
-
-def _time_out(answer: asyncio.Future[Msg]) -> None:
-    if not answer.done():
-        answer.set_exception(NatsTimeoutError())
+def _nak_nowait(msg: Msg) -> None:
+    """Hand a delivered request back to the stream at once, without an await (nats-py's `nak` publishes -NAK)."""
+    if msg.reply and not msg._ackd:
+        msg._ackd = True
+        Publisher(msg._client, msg.reply, None).publish(b"-NAK")
 
 
 class PullFeed:
@@ -227,26 +193,24 @@ class PullFeed:
         closing = False
         settled = anyio.Event()
 
-        async def on_message(msg: Msg) -> None:
-            # Status messages (heartbeats, expired pulls) are settled here; only requests reach the stream.
+        def on_message(msg: Msg) -> None:
+            # Inside nats-py's read loop (`subscribe_inline`): status messages (expired pulls) are settled here;
+            # only requests reach the stream, with no task or loop pass between.
             nonlocal last_heard
             last_heard = loop_time()
             if not self._is_request(msg):
                 if not closing and _expired(msg):
                     handoff.put_nowait(None)
-            elif closing:
-                # Pulls cannot be withdrawn: what still arrives after intake stopped goes back at once,
-                # so another instance runs it now instead of after ack_wait.
+            elif closing or not handoff.put_nowait(msg):
+                # Pulls cannot be withdrawn: what still arrives after intake stopped goes back at once, so another
+                # instance runs it now instead of after ack_wait. (The hand-off holds every slot's pull: full
+                # cannot happen, and would be handed back the same way.)
                 self._outstanding -= 1
-                await msg.nak()
-            else:
-                # No pass through the event loop unless the hand-off is full: one pass per request message, with
-                # hundreds of streams served in a pass, held a burst of requests for seconds.
-                await handoff.put(msg)
+                _nak_nowait(msg)
             if closing and self._outstanding <= 0:
                 settled.set()
 
-        subscription = await self._nc.subscribe(self._inbox, cb=on_message)
+        subscription = await subscribe_inline(self._nc, self._inbox, on_message)
         try:
             while True:
                 # The caller already holds one slot, hence the +1.
@@ -283,7 +247,7 @@ class PullFeed:
                     if buffered is None:
                         continue
                     self._outstanding -= 1
-                    await buffered.nak()
+                    _nak_nowait(buffered)
                 if self._outstanding > 0 and not self._nc.is_closed:
                     with anyio.move_on_after(self._expires_s + 0.5):
                         await settled.wait()
