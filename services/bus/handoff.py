@@ -1,4 +1,4 @@
-"""A bounded first-in first-out hand-off of messages from a subscription callback to one consumer loop.
+"""A bounded first-in first-out hand-off of messages from a subscription to one consumer loop.
 
 anyio's memory object stream does this too, but builds a task-info record (the task's name and coroutine,
 through a generic alias) every time its receiver waits: in core intake that is once per request, and it cost
@@ -21,31 +21,23 @@ T = TypeVar("T")
 
 
 class Handoff(Generic[T]):
-    """`put` (one producer) waits while `capacity` items are held; `get` (one consumer) waits while none are."""
+    """`put_nowait` (one producer, inside a read loop) refuses past `capacity` items; `get` (one consumer) waits
+    while there are none."""
 
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putter")
+    __slots__ = ("_capacity", "_closed", "_getter", "_items")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = max(1, capacity)
         self._items: deque[T] = deque()
         self._getter: asyncio.Future[None] | None = None
-        self._putter: asyncio.Future[None] | None = None
         self._closed = False
 
     def __len__(self) -> int:
         """Items held, waiting for `get`."""
         return len(self._items)
 
-    async def put(self, item: T) -> None:
-        """Add `item`, first waiting for room (back-pressure into the caller, e.g. nats-py's pending queue)."""
-        while len(self._items) >= self._capacity and not self._closed:
-            self._putter = asyncio.get_running_loop().create_future()
-            await self._putter
-        self._items.append(item)
-        _wake(self._getter)
-
     def put_nowait(self, item: T) -> bool:
-        """Add `item` unless the hand-off is full (False)."""
+        """Add `item` unless the hand-off is full (False: the caller decides what a refused item means)."""
         if len(self._items) >= self._capacity:
             return False
         self._items.append(item)
@@ -56,9 +48,7 @@ class Handoff(Generic[T]):
         """The oldest item; raises `anyio.WouldBlock` when there is none."""
         if not self._items:
             raise WouldBlock
-        item = self._items.popleft()
-        _wake(self._putter)
-        return item
+        return self._items.popleft()
 
     async def get(self) -> T | None:
         """The oldest item; None once closed and empty. No pass through the event loop while items wait."""
@@ -67,15 +57,12 @@ class Handoff(Generic[T]):
                 return None
             self._getter = asyncio.get_running_loop().create_future()
             await self._getter
-        item = self._items.popleft()
-        _wake(self._putter)
-        return item
+        return self._items.popleft()
 
     def close(self) -> None:
-        """No more items: a waiting `get` returns None once the held ones are taken; `put` no longer waits."""
+        """No more items: a waiting `get` returns None once the held ones are taken."""
         self._closed = True
         _wake(self._getter)
-        _wake(self._putter)
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
