@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from schemas import Error, Result, Tag
 from services.consumer.outputs import Outputs
@@ -52,3 +53,23 @@ def request_record(outputs: Outputs, tag: Tag, model: str | None) -> RequestReco
         cost_usd=getattr(final, "cost_usd", None),
         router_request_id=getattr(final, "router_request_id", None),
     )
+
+
+@dataclass(slots=True)
+class Counters:
+    """What a runner has done since start; tests, metrics and `$SRV.STATS` read these."""
+
+    requests: int = 0
+    """Deliveries processed to the end (any outcome)."""
+    errors: int = 0
+    processing_ns: int = 0
+    last_error: str = ""
+    handled: int = 0
+    failed: int = 0
+    rejected: int = 0
+    redelivered: int = 0
+    already_answered: int = 0
+    """Deliveries settled without running: their final output had been kept already."""
+    dead_lettered: int = 0
+    in_flight: int = 0
+    """Deliveries being processed right now."""

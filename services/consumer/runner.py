@@ -12,34 +12,24 @@ Settling (durable mode) is a small table:
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import msgspec
-import orjson
 from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 from nats.aio.client import Client as NATS
-from nats.js.errors import NotFoundError
 
 from schemas import Tag
 from schemas.codec import Codec, codec_for
-from schemas.common import REQUEST_ID_MAX, REQUEST_ID_PATTERN
-from schemas.subjects import (
-    DEAD_DELIVERIES,
-    DEAD_REASON,
-    DEAD_REASON_MAX,
-    MSG_ID,
-    MSGPACK,
-)
+from schemas.subjects import MSGPACK
 from services.bus.connection import Delivery, Intake
 from services.bus.finals import KeptFinals
 from services.consumer.inflight import InFlight, Running
 from services.consumer.outputs import Deps, Outputs, TagScope
-from services.consumer.records import request_record, stage_times
+from services.consumer.records import Counters, request_record, stage_times
+from services.consumer.refusals import Refusals
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
 from services.handlers import HandlerSpec
 from services.handlers.seams import Limits
@@ -48,18 +38,6 @@ from services.observability.tracing import request_trace, span
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-class _Envelope(msgspec.Struct):
-    """Just enough of a rejected request to address the error to its sender."""
-
-    id: Any = None
-    reply_to: Any = None
-
-
-_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
-_json_envelope = msgspec.json.Decoder(_Envelope)
-_msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
 
 
 LATE_FIRST_DELIVERY_S = 1.0
@@ -71,26 +49,6 @@ skip the lookup, which would sit on the time-to-first-token path."""
 STARTS_PER_PASS = 16
 """The fewest requests started per event-loop pass when more are waiting: each runs its first step (decode,
 checks, the upstream call's start: a few hundred µs) in the next pass."""
-
-
-@dataclass(slots=True)
-class Counters:
-    """What a runner has done since start; tests, metrics and `$SRV.STATS` read these."""
-
-    requests: int = 0
-    """Deliveries processed to the end (any outcome)."""
-    errors: int = 0
-    processing_ns: int = 0
-    last_error: str = ""
-    handled: int = 0
-    failed: int = 0
-    rejected: int = 0
-    redelivered: int = 0
-    already_answered: int = 0
-    """Deliveries settled without running: their final output had been kept already."""
-    dead_lettered: int = 0
-    in_flight: int = 0
-    """Deliveries being processed right now."""
 
 
 class TagRunner:
@@ -108,6 +66,7 @@ class TagRunner:
         self.replies = settings.reply_policy
         self.nc = nc
         self.scope = TagScope(nc, tag, self.limits, self.finals, deps)
+        self.refusals = Refusals(nc, settings, tag, self.scope, self.counters, deps)
         self._spec = spec
         self._inflight = inflight
         self._slots = anyio.Semaphore(settings.concurrency_for(tag))
@@ -126,7 +85,7 @@ class TagRunner:
         async with anyio.create_task_group() as background:
             if self._durable:
                 background.start_soon(self._heartbeat)
-                background.start_soon(self._watch_max_deliveries)
+                background.start_soon(self.refusals.watch_max_deliveries)
             async with anyio.create_task_group() as workers:
                 with self._intake_scope:
                     async with intake.open(lambda: self._slots.value) as deliveries:
@@ -138,6 +97,8 @@ class TagRunner:
                                 self._slots.acquire_nowait()  # a free slot costs no event-loop pass
                             except anyio.WouldBlock:
                                 await self._slots.acquire()
+                            if not intake.waiting():
+                                started, budget = 0, STARTS_PER_PASS  # the next request comes in a later pass
                             try:
                                 delivery = await anext(iterator)
                             except StopAsyncIteration:
@@ -192,84 +153,6 @@ class TagRunner:
         except RecursionError:
             raise InvalidRequest(f"{self.tag} request is nested too deeply") from None
 
-    def _address(self, data: bytes, codec: Codec, reply: str | None) -> tuple[str, str]:
-        """(request id, reply subject) of a request we cannot decode fully, as well as its bytes allow."""
-        envelope = _Envelope()
-        try:
-            decoder = _msgpack_envelope if codec.content_type == MSGPACK else _json_envelope
-            envelope = decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-            pass  # nothing usable: the error goes to the `invalid` out subject (or the NATS reply)
-        request_id = envelope.id if isinstance(envelope.id, str) and _is_request_id(envelope.id) else ""
-        reply_to = envelope.reply_to if isinstance(envelope.reply_to, str) and envelope.reply_to else None
-        own = self.settings.subjects.out(self.tag, request_id or "invalid")
-        if self.replies.check(reply, reply_to, self.tag, request_id) is not None:
-            return request_id, own  # never publish where the request's sender may not: see services/reply_policy.py
-        return request_id, reply or reply_to or own
-
-    async def _reject(
-        self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
-    ) -> None:
-        """Answer an undecodable request with one error; a retry could not help, so it is terminated."""
-        self.counters.rejected += 1
-        self.counters.last_error = f"{err.code}: {err.message}"[:200]
-        request_id, subject = self._address(delivery.data, codec, delivery.reply)
-        outputs = Outputs(self.scope, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
-        logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
-        self.deps.metrics.started(self.tag)
-        await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
-        record = request_record(outputs, self.tag, None)
-        self.deps.metrics.finished(record)
-        self.deps.events.publish(record)
-        await delivery.term()
-
-    async def give_up(
-        self, data: bytes, headers: dict[str, str] | None, deliveries: int, reason: str, request_seq: int
-    ) -> None:
-        """A request used up its deliveries: one `internal` error to its caller, a copy to the dead letters."""
-        codec = codec_for(headers)
-        request_id, subject = self._address(data, codec, None)
-        if request_id and await self.finals.answered(self.tag, request_id, request_seq):
-            return  # answered, only never acked: nothing to give up on
-        outputs = Outputs(self.scope, subject, codec, request_id, deliveries, request_seq=request_seq)
-        message = f"gave up after {deliveries} deliveries: {reason}"
-        logger.error("%s request %r: %s", self.tag, request_id, message)
-        # The copy first: whoever sees the error can find the dead letter already stored.
-        self.counters.dead_lettered += 1
-        dead_headers = {**(headers or {}), DEAD_REASON: reason[:DEAD_REASON_MAX], DEAD_DELIVERIES: str(deliveries)}
-        dead_headers.pop(MSG_ID, None)  # the dead-letter stream must keep every copy, not dedupe them
-        try:
-            await self.nc.jetstream().publish(self.settings.subjects.dead(self.tag), data, headers=dead_headers)
-        except Exception:
-            logger.exception("could not copy %s request %r to the dead letters", self.tag, request_id)
-        await outputs.error(Internal(message), core_request=False)
-
-    async def _watch_max_deliveries(self) -> None:
-        """JetStream stops redelivering a request whose consumers kept dying; answer it and dead-letter it."""
-        subjects = self.settings.subjects
-        advisories = await self.nc.subscribe(subjects.max_deliveries_advisory(self.tag), queue=f"hfbus.dead.{self.tag}")
-        jsm = self.nc.jsm()
-        try:
-            async for advisory in advisories.messages:
-                try:
-                    event = orjson.loads(advisory.data)
-                    seq, deliveries = int(event["stream_seq"]), int(event["deliveries"])
-                    stored = await jsm.get_msg(subjects.stream, seq)
-                except (orjson.JSONDecodeError, KeyError, ValueError, NotFoundError):
-                    continue  # already settled or removed: nothing left to answer
-                except Exception as exc:  # JetStream away for a moment: the request stays stored, not lost
-                    logger.warning("could not read the %s request a max-deliveries advisory names: %r", self.tag, exc)
-                    continue
-                try:
-                    await self.give_up(
-                        stored.data or b"", stored.headers, deliveries, "its consumer never finished it", seq
-                    )
-                    await jsm.delete_msg(subjects.stream, seq)
-                except Exception:
-                    logger.exception("could not give up on a %s request whose consumers never finished it", self.tag)
-        finally:
-            await advisories.unsubscribe()
-
     async def _process(self, delivery: Delivery) -> None:
         started = time.perf_counter_ns()
         counters = self.counters
@@ -293,19 +176,19 @@ class TagRunner:
             with span("decode"):
                 request = self._decode(delivery, codec)
         except ServiceError as err:
-            await self._reject(delivery, codec, err, trace_headers)
+            await self.refusals.reject(delivery, codec, err, trace_headers)
             return
         request_id: str = request.id
         if (refused := self.replies.check(delivery.reply, request.reply_to, self.tag, request_id)) is not None:
             # Before anything else: not run, not billed, one error on the request's own output subject.
-            await self._reject(delivery, codec, InvalidRequest(refused), trace_headers)
+            await self.refusals.reject(delivery, codec, InvalidRequest(refused), trace_headers)
             return
         own = self.settings.subjects.out(self.tag, request_id)
         subject = delivery.reply or request.reply_to or own
         resumable = self.settings.resumable == "always" or (request.resumable and self.settings.resumable != "off")
         if request.resumable and self.settings.resumable == "off":
             off = "resumable: this deployment keeps no outputs (HFBUS_RESUMABLE=off); send it without `resumable`"
-            await self._reject(delivery, codec, InvalidRequest(off), trace_headers)
+            await self.refusals.reject(delivery, codec, InvalidRequest(off), trace_headers)
             return
         attempt = delivery.attempt
         if attempt > 1:
@@ -377,7 +260,7 @@ class TagRunner:
                     # Back off a little so a crash loop does not spin; another instance may take it.
                     await delivery.nak(delay=min(attempt, 5))
                 else:
-                    await self.give_up(
+                    await self.refusals.give_up(
                         delivery.data,
                         delivery.headers,
                         attempt,
@@ -414,8 +297,3 @@ class TagRunner:
             await delivery.nak()
         else:
             await outputs.error(Cancelled("the consumer shut down before the answer was complete"), core_request=True)
-
-
-def _is_request_id(value: str) -> bool:
-    """The contract's own rule for ids, so an error is addressed to `ai.out.<tag>.<id>` only for a valid one."""
-    return len(value) <= REQUEST_ID_MAX and _REQUEST_ID.fullmatch(value) is not None

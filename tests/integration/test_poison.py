@@ -202,7 +202,7 @@ async def test_giving_up_on_a_request_that_was_answered_leaves_no_dead_letter_an
         )
         outputs = await collect(listener)
         runner = app.runners[Tag.CHAT]
-        await runner.give_up(chat_payload(request_id), None, 3, "its consumer never finished it", ack.seq)
+        await runner.refusals.give_up(chat_payload(request_id), None, 3, "its consumer never finished it", ack.seq)
         await anyio.sleep(0.3)
         extra = listener.pending_msgs
         dead = (await nc.jsm().stream_info(settings.subjects.dead_stream)).state.messages
