@@ -20,7 +20,7 @@ from nats.errors import Error as NatsError
 from schemas import Subjects, Tag
 from services.bus.handoff import Handoff, subscribe_inline
 from services.bus.jetstream import PullFeed, ensure_consumer
-from services.bus.publish import Publisher
+from services.bus.publish import settle_nowait
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -210,10 +210,8 @@ class Delivery:
         (`KeptFinals.answered`). Waiting for a confirmation would cost every request a round trip to spare that
         rare one a lookup.
         """
-        msg = self.msg
-        if self.durable and not msg._ackd and msg.reply:
-            msg._ackd = True
-            Publisher(msg._client, msg.reply, None).publish(Msg.Ack.Ack)
+        if self.durable:
+            settle_nowait(self.msg, Msg.Ack.Ack)
 
     async def nak(self, delay: float | None = None) -> None:
         if self.durable:

@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 
 from schemas import Subjects, Tag
 from services.bus.handoff import Handoff, subscribe_inline
-from services.bus.publish import Publisher
+from services.bus.publish import settle_nowait
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -131,13 +131,6 @@ async def ensure_consumer(nc: NATS, settings: Settings, tag: Tag) -> None:
     )
 
 
-def _nak_nowait(msg: Msg) -> None:
-    """Hand a delivered request back to the stream at once, without an await (nats-py's `nak` publishes -NAK)."""
-    if msg.reply and not msg._ackd:
-        msg._ackd = True
-        Publisher(msg._client, msg.reply, None).publish(b"-NAK")
-
-
 class PullFeed:
     """Keeps as many pull requests outstanding as there are free slots, and yields messages as they land.
 
@@ -206,7 +199,7 @@ class PullFeed:
                 # instance runs it now instead of after ack_wait. (The hand-off holds every slot's pull: full
                 # cannot happen, and would be handed back the same way.)
                 self._outstanding -= 1
-                _nak_nowait(msg)
+                settle_nowait(msg, Msg.Ack.Nak)
             if closing and self._outstanding <= 0:
                 settled.set()
 
@@ -247,7 +240,7 @@ class PullFeed:
                     if buffered is None:
                         continue
                     self._outstanding -= 1
-                    _nak_nowait(buffered)
+                    settle_nowait(buffered, Msg.Ack.Nak)
                 if self._outstanding > 0 and not self._nc.is_closed:
                     with anyio.move_on_after(self._expires_s + 0.5):
                         await settled.wait()

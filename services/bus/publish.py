@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from nats import errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NEWLINES = str.maketrans({"\r": " ", "\n": " "})
@@ -119,3 +120,11 @@ async def drained(nc: NATS) -> None:
     """Wait until nats-py's outgoing buffer is back within its limit (what `publish` waits for when it is over)."""
     if nc.is_connected and 0 < nc._max_pending_size < nc._pending_data_size:
         await nc._flush_pending(force_flush=True)
+
+
+def settle_nowait(msg: Msg, verdict: bytes) -> None:
+    """Answer a JetStream delivery (`+ACK`, `-NAK`, ...) without an await, once: what nats-py's `Msg.ack()` and
+    `Msg.nak()` publish, queued behind whatever this connection already sent for the request."""
+    if msg.reply and not msg._ackd:
+        msg._ackd = True
+        Publisher(msg._client, msg.reply, None).publish(verdict)
