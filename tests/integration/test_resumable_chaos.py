@@ -357,35 +357,18 @@ async def server_restart_run(
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
-async def test_resumable_streams_survive_a_server_restart(
-    tmp_path: Path, settings: Settings, router: FakeRouter, kill: bool
+@pytest.mark.parametrize(("requests", "restarts"), [(30, 1), pytest.param(400, 8, marks=pytest.mark.chaos, id="chaos")])
+async def test_resumable_streams_survive_server_restarts(
+    tmp_path: Path, settings: Settings, router: FakeRouter, kill: bool, requests: int, restarts: int
 ) -> None:
     node = natsserver.start_node(tmp_path / "nats")
     try:
         ledger = await server_restart_run(
-            node, resumable_settings(settings, node.url), router, requests=30, restarts=1, kill=kill
+            node, resumable_settings(settings, node.url), router, requests=requests, restarts=restarts, kill=kill
         )
     finally:
         node.stop()
 
-    print(f"\nresumable, a server {'SIGKILL' if kill else 'restart'}: {ledger.summary()}")
-    assert node.starts == 2
-    assert_clean(ledger)
-
-
-@pytest.mark.chaos
-@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
-async def test_chaos_resumable_streams_survive_repeated_server_restarts(
-    tmp_path: Path, settings: Settings, router: FakeRouter, kill: bool
-) -> None:
-    node = natsserver.start_node(tmp_path / "nats")
-    try:
-        ledger = await server_restart_run(
-            node, resumable_settings(settings, node.url), router, requests=400, restarts=8, kill=kill
-        )
-    finally:
-        node.stop()
-
-    print(f"\nchaos resumable, 8 server {'SIGKILLs' if kill else 'restarts'}: {ledger.summary()}")
-    assert node.starts == 9
+    print(f"\nresumable, {restarts} server {'SIGKILL' if kill else 'restart'}(s): {ledger.summary()}")
+    assert node.starts == restarts + 1
     assert_clean(ledger)
