@@ -233,13 +233,13 @@ class VectorizeTarget(BusTarget):
         return await super().request(1, deadline)
 
 
-class DirectTarget:
-    """No bus: stream straight from the router with aiohttp, the floor every bus path is compared with."""
+class _HttpTarget:
+    """A chat completions endpoint read over one aiohttp session (the router itself, or the gateway)."""
 
-    def __init__(self, name: str, router_url: str) -> None:
+    def __init__(self, name: str, base_url: str, bearer: str) -> None:
         self.name = name
-        self._url = f"{router_url}/v1/chat/completions"
-        self._headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        self._url = f"{base_url}/v1/chat/completions"
+        self._headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -251,6 +251,13 @@ class DirectTarget:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class DirectTarget(_HttpTarget):
+    """No bus: stream straight from the router with aiohttp, the floor every bus path is compared with."""
+
+    def __init__(self, name: str, router_url: str) -> None:
+        super().__init__(name, router_url, TOKEN)
 
     async def request(self, max_tokens: int, deadline: float) -> Sample:
         assert self._session is not None, "start() first"
@@ -285,29 +292,13 @@ class DirectTarget:
         return Sample(started, first, now(), max_tokens if error is None else 0, reads, error, max_gap)
 
 
-class GatewayTarget:
+class GatewayTarget(_HttpTarget):
     """`hfbus gateway`'s `POST /v1/chat/completions` with `stream: true`, read as an SSE client reads it.
 
     Each read is scanned for `data: ` lines (counted as messages) without decoding them; the tail of the stream
     (the usage chunk that `stream_options.include_usage` adds, then `data: [DONE]`) is decoded once per request
     for the token count, so the loader's cost per token stays far below the gateway's.
     """
-
-    def __init__(self, name: str, base_url: str, key: str) -> None:
-        self.name = name
-        self._url = f"{base_url}/v1/chat/completions"
-        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        self._session: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-        )
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
     async def request(self, max_tokens: int, deadline: float) -> Sample:
         assert self._session is not None, "start() first"
