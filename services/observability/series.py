@@ -40,23 +40,15 @@ class Histogram:
 
 
 class Family:
-    """The series of one metric by label values, as given (cut to `MAX_LABEL_CHARS` when exposed)."""
+    """The series of one counter or gauge by label values, as given (cut to `MAX_LABEL_CHARS` when exposed)."""
 
-    __slots__ = ("bounds", "doc", "kind", "labels", "name", "series")
+    __slots__ = ("doc", "kind", "labels", "name", "series")
 
-    def __init__(
-        self,
-        kind: Literal["counter", "gauge", "histogram"],
-        name: str,
-        doc: str,
-        labels: Sequence[str],
-        bounds: Sequence[float] = (),
-    ) -> None:
+    def __init__(self, kind: Literal["counter", "gauge"], name: str, doc: str, labels: Sequence[str]) -> None:
         self.kind = kind
         self.name = name
         self.doc = doc
         self.labels = list(labels)
-        self.bounds = tuple(bounds)
         self.series: dict[Key, float] = {}
 
     def add(self, key: Key, amount: float = 1.0) -> None:
@@ -64,11 +56,16 @@ class Family:
         series[key] = series.get(key, 0.0) + amount
 
 
-class HistogramFamily(Family):
-    __slots__ = ("histograms",)
+class HistogramFamily:
+    """The histograms of one metric by label values, all with the same bucket bounds."""
+
+    __slots__ = ("bounds", "doc", "histograms", "labels", "name")
 
     def __init__(self, name: str, doc: str, labels: Sequence[str], bounds: Sequence[float]) -> None:
-        super().__init__("histogram", name, doc, labels, bounds)
+        self.name = name
+        self.doc = doc
+        self.labels = list(labels)
+        self.bounds = tuple(bounds)
         self.histograms: dict[Key, Histogram] = {}
 
     def observe(self, key: Key, value: float) -> None:
@@ -81,7 +78,7 @@ class HistogramFamily(Family):
 class Collector:
     """Exposes families to a `prometheus_client` registry (`registry.register(collector)`)."""
 
-    def __init__(self, families: Sequence[Family]) -> None:
+    def __init__(self, families: Sequence[Family | HistogramFamily]) -> None:
         self._families = families
 
     def collect(self) -> Iterator[Metric]:
