@@ -13,9 +13,9 @@ import msgspec
 
 from ..base.adapter import TaskAdapter, hf_params, require, with_options
 from ..base.errors import ProviderReplyInvalid
-from ..base.media import decode_b64, fetch_output, media_type_of
+from ..base.media import b64_output, fetch_output
 from ..base.openai_style import OpenAIEmbeddings, OpenAISpeech, OpenAITranscription
-from ..base.types import HttpReply, Media, Step, TaskInput
+from ..base.types import HttpReply, Step, TaskInput
 
 
 class DeepInfraFeatureExtraction(OpenAIEmbeddings):
@@ -82,6 +82,5 @@ class DeepInfraTextToImage(TaskAdapter):
         if first.url:
             return fetch_output(self.task, first.url)
         if first.b64_json:
-            data = decode_b64(first.b64_json, "data[0].b64_json")
-            return Media(data, media_type_of(self.task, data))
+            return b64_output(self.task, first.b64_json)
         raise ProviderReplyInvalid("deepinfra text-to-image reply has neither url nor b64_json")

@@ -10,7 +10,7 @@ import msgspec
 
 from ..base.adapter import Chunk, TaskAdapter, hf_params, require, segments, size_to, with_options
 from ..base.errors import ProviderReplyInvalid, UnsupportedInput
-from ..base.media import bare_type, decode_b64, fetch_output, media_bytes, media_type_of
+from ..base.media import b64_output, bare_type, fetch_output, media_bytes, media_type_of
 from ..base.types import HttpReply, Media, Step, TaskInput, Transcript, Vector, Vectors, json_vectors
 
 
@@ -92,8 +92,7 @@ class HfInferenceTextToImage(HfInferenceTask):
         # Some deployments answer in OpenAI image or URL-list form instead of bytes.
         found = self._decode(reply, _ImageJson)
         if found.data:
-            data = decode_b64(found.data[0].b64_json, "data[0].b64_json")
-            return Media(data, media_type_of(self.task, data))
+            return b64_output(self.task, found.data[0].b64_json)
         if found.output:
             return fetch_output(self.task, found.output[0])
         raise ProviderReplyInvalid("hf-inference text-to-image JSON reply has neither data nor output")

@@ -8,8 +8,8 @@ import msgspec
 
 from ..base.adapter import TaskAdapter, hf_params, require, with_options
 from ..base.errors import ProviderReplyInvalid
-from ..base.media import decode_b64, media_type_of
-from ..base.types import HttpReply, Media, Step, TaskInput
+from ..base.media import b64_output
+from ..base.types import HttpReply, Step, TaskInput
 
 
 class _B64Image(msgspec.Struct):
@@ -42,5 +42,4 @@ class NscaleTextToImage(TaskAdapter):
         found = self._decode(reply, _Images)
         if not found.data:
             raise ProviderReplyInvalid("nscale text-to-image reply has no image")
-        data = decode_b64(found.data[0].b64_json, "data[0].b64_json")
-        return Media(data, media_type_of(self.task, data))
+        return b64_output(self.task, found.data[0].b64_json)

@@ -8,10 +8,10 @@ import msgspec
 
 from ..base.adapter import TaskAdapter, hf_params, require, with_options
 from ..base.errors import ProviderJobFailed, ProviderReplyInvalid, UnsupportedInput
-from ..base.media import decode_b64, fetch_output, media_ref, media_type_of
+from ..base.media import b64_output, fetch_output, media_ref
 from ..base.multipart import FilePart
 from ..base.openai_style import OpenAIEmbeddings, OpenAISpeech, OpenAITranscription
-from ..base.types import HttpReply, JobStatus, Media, Step, TaskInput
+from ..base.types import HttpReply, JobStatus, Step, TaskInput
 
 # The client source caps Together's inline input_image at about 60 KB; past that, host the image (§9.3).
 INLINE_IMAGE_LIMIT = 60 * 1024
@@ -84,8 +84,7 @@ class _TogetherImageTask(TogetherTask):
         found = self._decode(reply, _Images)
         if not found.data:
             raise ProviderReplyInvalid(f"together {self.task} reply has no image")
-        data = decode_b64(found.data[0].b64_json, "data[0].b64_json")
-        return Media(data, media_type_of(self.task, data))
+        return b64_output(self.task, found.data[0].b64_json)
 
 
 class TogetherTextToImage(_TogetherImageTask):

@@ -88,6 +88,12 @@ def decode_b64(value: str, what: str) -> bytes:
         raise ProviderReplyInvalid(f"{what} is not valid base64") from exc
 
 
+def b64_output(task: Task, value: str, what: str = "data[0].b64_json") -> Media:
+    """A provider's base64 output (most often an OpenAI-style `data[0].b64_json`), typed by its bytes."""
+    data = decode_b64(value, what)
+    return Media(data, media_type_of(task, data))
+
+
 def fetch_output(task: Task, url: str) -> Download | Media:
     """The step for a provider's output URL: a CDN download, or the bytes at once for a `data:` URL."""
     if url.startswith("data:"):
