@@ -1,8 +1,9 @@
-"""A bounded first-in first-out hand-off of messages from a subscription to one consumer loop.
+"""A bounded first-in first-out hand-off between one producer and one consumer loop.
 
 anyio's memory object stream does this too, but builds a task-info record (the task's name and coroutine,
-through a generic alias) every time its receiver waits: in core intake that is once per request, and it cost
-more than the rest of taking the request in. This is a deque and at most one waiting future on each side.
+through a generic alias) every time its receiver waits, and passes through the event loop on every send and
+receive: in core intake that cost more than the rest of taking the request in, and in the gateway it was paid
+on each token twice. This is a deque and at most one waiting future on each side.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ T = TypeVar("T")
 
 
 class Handoff(Generic[T]):
-    """`put_nowait` (one producer, inside a read loop) refuses past `capacity` items; `get` (one consumer) waits
-    while there are none."""
+    """One producer, one consumer. `put_nowait` (inside a read loop) refuses past `capacity` items, `put` (a
+    task) waits for room; `get` waits while there are none."""
 
-    __slots__ = ("_capacity", "_closed", "_getter", "_items")
+    __slots__ = ("_capacity", "_closed", "_discarded", "_getter", "_items", "_putter")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = max(1, capacity)
         self._items: deque[T] = deque()
         self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
         self._closed = False
+        self._discarded = False
 
     def __len__(self) -> int:
         """Items held, waiting for `get`."""
@@ -38,7 +41,18 @@ class Handoff(Generic[T]):
 
     def put_nowait(self, item: T) -> bool:
         """Add `item` unless the hand-off is full (False: the caller decides what a refused item means)."""
-        if len(self._items) >= self._capacity:
+        if len(self._items) >= self._capacity or self._discarded:
+            return False
+        self._items.append(item)
+        _wake(self._getter)
+        return True
+
+    async def put(self, item: T) -> bool:
+        """Add `item`, waiting while the hand-off is full; False (and `item` dropped) once `discard` was called."""
+        while len(self._items) >= self._capacity and not self._discarded:
+            self._putter = asyncio.get_running_loop().create_future()
+            await self._putter
+        if self._discarded:
             return False
         self._items.append(item)
         _wake(self._getter)
@@ -48,6 +62,8 @@ class Handoff(Generic[T]):
         """The oldest item; raises `anyio.WouldBlock` when there is none."""
         if not self._items:
             raise WouldBlock
+        if self._putter is not None:
+            _wake(self._putter)
         return self._items.popleft()
 
     async def get(self) -> T | None:
@@ -57,7 +73,29 @@ class Handoff(Generic[T]):
                 return None
             self._getter = asyncio.get_running_loop().create_future()
             await self._getter
-        return self._items.popleft()
+        return self.get_nowait()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for an item; True when one is there (take it with `get_nowait`)."""
+        if self._items:
+            return True
+        if self._closed:
+            return False
+        loop = asyncio.get_running_loop()
+        getter = self._getter = loop.create_future()
+        # A timer that resolves the waiter, not `wait_for`: that makes a task per wait.
+        timer = loop.call_later(timeout_s, _wake, getter)
+        try:
+            await getter
+        finally:
+            timer.cancel()
+        return bool(self._items)
+
+    def discard(self) -> None:
+        """The consumer is gone: what is held is dropped, and `put` refuses from now on."""
+        self._discarded = True
+        self._items.clear()
+        _wake(self._putter)
 
     def close(self) -> None:
         """No more items: a waiting `get` returns None once the held ones are taken."""
@@ -75,7 +113,7 @@ class _Dispatch:
 
     __slots__ = ("_deliver",)
 
-    def __init__(self, deliver: Callable[[Msg], None]) -> None:
+    def __init__(self, deliver: Callable[[Msg], object]) -> None:
         self._deliver = deliver
 
     def cancelled(self) -> bool:
@@ -85,7 +123,9 @@ class _Dispatch:
         self._deliver(msg)
 
 
-async def subscribe_inline(nc: NATS, subject: str, deliver: Callable[[Msg], None], *, queue: str = "") -> Subscription:
+async def subscribe_inline(
+    nc: NATS, subject: str, deliver: Callable[[Msg], object], *, queue: str = ""
+) -> Subscription:
     """Subscribe with `deliver` called inside nats-py's read loop, for each message as it is parsed.
 
     A callback subscription (`cb=`) hands each message to a task of its own through a queue: one more event-loop
@@ -93,6 +133,6 @@ async def subscribe_inline(nc: NATS, subject: str, deliver: Callable[[Msg], None
     read loop resolves a subscription's `future` in place (its one-reply requests); this gives it an object
     that takes every message that way. `deliver` must not block or raise. Control messages (idle heartbeats,
     flow control) never reach it, as they never reach a callback; nats-py re-subscribes it after a reconnect
-    like any other.
+    like any other. What `deliver` returns is ignored.
     """
     return await nc.subscribe(subject, queue=queue, future=cast(Any, _Dispatch(deliver)))

@@ -10,6 +10,7 @@ import anyio
 import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import BadSubscriptionError, ConnectionClosedError, ConnectionDrainingError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -25,6 +26,7 @@ from schemas import (
     Tag,
 )
 from schemas.codec import JSON_CODEC
+from services.bus.handoff import Handoff, subscribe_inline
 
 Mode = Literal["core", "durable"]
 R = TypeVar("R", bound=Result)
@@ -48,6 +50,10 @@ RESUME_HEARTBEAT_S = 1.0
 
 FINAL_RECHECK_S = 2.0
 """After this much silence a durable-mode stream checks whether its final output was kept while it was away."""
+
+INBOX_CAPACITY = 65_536
+"""Outputs an inbox holds for a reader that does not keep up; beyond it they are dropped, as nats-py drops a slow
+subscription's messages (a durable-mode stream still finds its final output kept)."""
 
 
 class BusTimeout(TimeoutError):
@@ -97,6 +103,8 @@ class Stream(Generic[R]):
         """Where JetStream stored the request (durable mode): the kept final must answer this message."""
         self._subscription: Subscription
         """Where outputs come from: the request's inbox, or (resumable) an ordered consumer of the out stream."""
+        self._inbox: Handoff[Msg] | None = None
+        """The inbox's messages, taken inside nats-py's read loop (None for a resumable stream)."""
         self._attempt = 1
         self._last_seq = -1
         """The attempt being followed and the last `seq` of it yielded: what comes again is skipped."""
@@ -178,8 +186,24 @@ class Stream(Generic[R]):
                 deliver_policy=DeliverPolicy.ALL,
             )
             return subscription, None
+        # The inbox is read inside nats-py's read loop (`subscribe_inline`): `next_msg` makes a task and a
+        # `wait_for` per message, which cost more than the rest of taking a token in.
         inbox = nc.new_inbox()
-        return await nc.subscribe(inbox), inbox
+        received: Handoff[Msg] = Handoff(INBOX_CAPACITY)
+        self._inbox = received
+        return await subscribe_inline(nc, inbox, received.put_nowait), inbox
+
+    async def _receive(self, wait_s: float) -> Msg:
+        """The next message; nats-py's `TimeoutError` when none came within `wait_s`."""
+        received = self._inbox
+        if received is None:
+            return await self._subscription.next_msg(timeout=wait_s)
+        if not len(received):
+            if self._bus.nc.is_closed:
+                raise ConnectionClosedError
+            if not await received.wait(wait_s):
+                raise ConnectionClosedError if self._bus.nc.is_closed else NatsTimeoutError
+        return received.get_nowait()
 
     async def _next(self, wait_s: float) -> tuple[Any, bool]:
         """The next output; in durable mode, a final output that was kept while this connection was away. True
@@ -196,7 +220,7 @@ class Stream(Generic[R]):
             silence = self._bus.mode == "durable" or self.request.resumable
             wait = min(left, FINAL_RECHECK_S) if silence else left
             try:
-                msg = await self._subscription.next_msg(timeout=wait)
+                msg = await self._receive(wait)
             except NatsTimeoutError:
                 kept = await self._bus.final(self._tag, self.id, request_seq=self._request_seq)
                 if not self.request.resumable:

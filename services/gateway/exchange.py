@@ -14,9 +14,9 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from schemas import Error, ErrorCode, Result
+from services.bus.handoff import Handoff
 from services.client import BusTimeout, Stream
 
 logger = logging.getLogger(__name__)
@@ -36,9 +36,9 @@ class Exchange:
     def __init__(self, stream: Stream[Any], settle: Settle) -> None:
         self.stream = stream
         self._settle = settle
-        self._send: MemoryObjectSendStream[Any]
-        self._receive: MemoryObjectReceiveStream[Any]
-        self._send, self._receive = anyio.create_memory_object_stream[Any](_BUFFER)
+        # A hand-off, not an anyio memory stream: that passes through the event loop on each send and receive,
+        # twice per token.
+        self._outputs: Handoff[Any] = Handoff(_BUFFER)
         self._final_seen = anyio.Event()
         self._reading = anyio.CancelScope()
 
@@ -52,16 +52,19 @@ class Exchange:
 
     async def outputs(self) -> AsyncIterator[Any]:
         """Chunks and progress, then the one final output (a `BusTimeout` becomes a `timeout` error)."""
-        async with self._receive:
-            async for output in self._receive:
+        outputs = self._outputs
+        try:
+            while (output := await outputs.get()) is not None:
                 yield output
+        finally:
+            outputs.discard()
 
     async def hang_up(self) -> None:
         """The client is done or gone: cancel the bus request unless it already ended.
 
         Shielded, since it runs while the handler unwinds from the client's disconnect.
         """
-        self._receive.close()
+        self._outputs.discard()
         if not self._final_seen.is_set():
             self._reading.deadline = anyio.current_time() + CANCEL_SETTLE_S
             with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
@@ -69,21 +72,25 @@ class Exchange:
 
     async def _pump(self) -> None:
         final: Result | Error | None = None
-        async with self._send:
-            with self._reading:
-                try:
-                    async for output in self.stream:
-                        if isinstance(output, Result | Error):
-                            final = output
-                            self._final_seen.set()
-                        await self._deliver(output)
-                except BusTimeout as exc:
-                    final = self._error(ErrorCode.TIMEOUT, str(exc))
-                    await self._deliver(final)
-                except Exception:
-                    logger.exception("gateway exchange %s failed", self.id)
-                    final = self._error(ErrorCode.INTERNAL, "the gateway lost track of the request")
-                    await self._deliver(final)
+        outputs = self._outputs
+        with self._reading:
+            try:
+                async for output in self.stream:
+                    if isinstance(output, Result | Error):
+                        final = output
+                        self._final_seen.set()
+                    # The handler reads until the final output or discards in `hang_up`, so this cannot hang;
+                    # after a hang-up it returns at once and reading goes on for the final output's usage.
+                    await outputs.put(output)
+            except BusTimeout as exc:
+                final = self._error(ErrorCode.TIMEOUT, str(exc))
+                await outputs.put(final)
+            except Exception:
+                logger.exception("gateway exchange %s failed", self.id)
+                final = self._error(ErrorCode.INTERNAL, "the gateway lost track of the request")
+                await outputs.put(final)
+            finally:
+                outputs.close()
         if final is None:  # hung up and the consumer's `cancelled` never came: nothing known to bill
             final = self._error(ErrorCode.CANCELLED, "the client hung up")
         with anyio.CancelScope(shield=True):
@@ -92,11 +99,3 @@ class Exchange:
     def _error(self, code: ErrorCode, message: str) -> Error:
         self._final_seen.set()
         return Error(id=self.id, seq=0, code=code, message=message, retryable=code == ErrorCode.TIMEOUT)
-
-    async def _deliver(self, output: Any) -> None:
-        # The handler reads until the final output or closes its end in `hang_up`, so a plain send cannot hang
-        # (no cancel scope per token); after a hang-up, keep reading for the final output's usage, unbuffered.
-        try:
-            await self._send.send(output)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass

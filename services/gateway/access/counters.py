@@ -26,6 +26,7 @@ from nats.js import api
 from nats.js.errors import APIError, NotFoundError
 
 from schemas.subjects import MSG_ID
+from services.bus.acked import publish_acked
 from services.bus.jetstream import create_or_update_stream
 
 logger = logging.getLogger(__name__)
@@ -81,18 +82,17 @@ class Counters:
         """
         deadline = time.monotonic() + self._deadline_s
         headers = {INCR: str(delta), MSG_ID: msg_id}
-        js = self._nc.jetstream()
         pause = 0.02
         while True:
             remaining = deadline - time.monotonic()
             try:
-                ack = await js.publish(subject, b"", timeout=max(0.05, min(_ATTEMPT_S, remaining)), headers=headers)
-                if ack.val is not None:
-                    return int(ack.val)
+                ack = await publish_acked(self._nc, subject, b"", headers, wait_s=max(0.05, min(_ATTEMPT_S, remaining)))
+                if (total := orjson.loads(ack.data).get("val")) is not None:
+                    return int(total)
                 return await self.total(subject)
             except ConnectionClosedError as err:
                 raise CountersUnavailable(f"NATS connection closed while counting on {self._stream}") from err
-            except NatsError as err:
+            except (NatsError, ConnectionError) as err:
                 # A stream that refuses the message (a 4xx) will refuse it again; anything else may pass later.
                 if isinstance(err, APIError) and err.code is not None and 400 <= err.code < 500:
                     raise
