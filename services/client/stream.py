@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-import anyio
 import msgspec
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -212,9 +212,10 @@ class Stream(Generic[R]):
         Outputs are plain NATS messages: one sent while the connection was reconnecting is gone. Durable mode
         also keeps each final output in a stream, so after a silence the client looks there before waiting on.
         """
-        deadline = anyio.current_time() + wait_s
+        now = asyncio.get_running_loop().time  # anyio's `current_time` looks up the backend on every call
+        deadline = now() + wait_s
         while True:
-            left = deadline - anyio.current_time()
+            left = deadline - now()
             if left <= 0:
                 raise BusTimeout(f"no output for request {self.id} within {wait_s:g}s")
             silence = self._bus.mode == "durable" or self.request.resumable
