@@ -9,6 +9,7 @@ request makes one such publish (the compare-and-set that keeps its final output)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import weakref
 
 import anyio
@@ -36,8 +37,11 @@ async def publish_acked(
     Raises nats-py's `APIError` leaf for a JetStream error, `NoStreamResponseError` when no stream captures the
     subject, and `nats.errors.TimeoutError` when no answer came within `wait_s` seconds.
     """
-    replies = await _replies_of(nc)
-    token = nc._nuid.next().decode()
+    replies = _REPLIES.get(nc)
+    if replies is None or not replies.opened.is_set():
+        # anyio's `Event.wait` on a set event still passes through the event loop: only the first publishes wait.
+        replies = await _replies_of(nc)
+    token = replies.next_token()
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[Msg] = loop.create_future()
     replies.waiting[token] = answer
@@ -64,6 +68,11 @@ class _Replies:
         self.prefix = inbox + "."
         self.waiting: dict[str, asyncio.Future[Msg]] = {}
         self.opened = anyio.Event()
+        self._tokens = itertools.count()
+
+    def next_token(self) -> str:
+        # The inbox is this connection's own: a counter is unique enough, and cheaper than a NUID.
+        return str(next(self._tokens))
 
     def take(self, msg: Msg) -> None:
         answer = self.waiting.pop(msg.subject[len(self.prefix) :], None)
