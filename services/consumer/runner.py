@@ -30,6 +30,7 @@ from services.consumer.inflight import InFlight, Running
 from services.consumer.outputs import Deps, Outputs, TagScope
 from services.consumer.records import Counters, request_record, stage_times
 from services.consumer.refusals import Refusals
+from services.consumer.workers import Workers
 from services.errors import Cancelled, Internal, InvalidRequest, ServiceError
 from services.handlers import HandlerSpec
 from services.handlers.seams import Limits
@@ -86,7 +87,8 @@ class TagRunner:
             if self._durable:
                 background.start_soon(self._heartbeat)
                 background.start_soon(self.refusals.watch_max_deliveries)
-            async with anyio.create_task_group() as workers:
+            workers = Workers()
+            try:
                 with self._intake_scope:
                     async with intake.open(lambda: self._slots.value) as deliveries:
                         task_status.started()
@@ -103,7 +105,7 @@ class TagRunner:
                                 delivery = await anext(iterator)
                             except StopAsyncIteration:
                                 break
-                            workers.start_soon(self._run, delivery)
+                            workers.start(self._run(delivery))
                             started += 1
                             if started >= budget and (waiting := intake.waiting()):
                                 # A burst starts in slices, one per event-loop pass, with the streams already
@@ -111,8 +113,10 @@ class TagRunner:
                                 # is a quarter of what waits, so a backlog never outgrows the passes.
                                 budget, started = max(STARTS_PER_PASS, waiting // 4), 0
                                 await checkpoint()
-                # The task group exits when the last request ends, or cancels the rest at the deadline.
-                workers.cancel_scope.deadline = anyio.current_time() + self.settings.shutdown_grace_s
+                # In-flight requests get the grace period; what still runs then is cancelled.
+                await workers.join(self.settings.shutdown_grace_s)
+            finally:
+                await workers.close()
             # Heartbeats ran until the last request settled; nothing is left for them to do.
             background.cancel_scope.cancel()
 
