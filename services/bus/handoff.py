@@ -123,8 +123,26 @@ class _Dispatch:
         self._deliver(msg)
 
 
+class _OnClose:
+    """Stands in for a pending `next_msg` call, which nats-py cancels when the connection closes."""
+
+    __slots__ = ("_on_close",)
+
+    def __init__(self, on_close: Callable[[], object]) -> None:
+        self._on_close = on_close
+
+    def cancel(self) -> bool:
+        self._on_close()
+        return True
+
+
 async def subscribe_inline(
-    nc: NATS, subject: str, deliver: Callable[[Msg], object], *, queue: str = ""
+    nc: NATS,
+    subject: str,
+    deliver: Callable[[Msg], object],
+    *,
+    queue: str = "",
+    on_close: Callable[[], object] | None = None,
 ) -> Subscription:
     """Subscribe with `deliver` called inside nats-py's read loop, for each message as it is parsed.
 
@@ -133,6 +151,11 @@ async def subscribe_inline(
     read loop resolves a subscription's `future` in place (its one-reply requests); this gives it an object
     that takes every message that way. `deliver` must not block or raise. Control messages (idle heartbeats,
     flow control) never reach it, as they never reach a callback; nats-py re-subscribes it after a reconnect
-    like any other. What `deliver` returns is ignored.
+    like any other. What `deliver` returns is ignored. `on_close` runs when the connection closes for good
+    (nats-py then cancels a subscription's waiting `next_msg` calls: it is registered as one), so a reader
+    waiting on what `deliver` hands over is told at once instead of at its timeout.
     """
-    return await nc.subscribe(subject, queue=queue, future=cast(Any, _Dispatch(deliver)))
+    subscription = await nc.subscribe(subject, queue=queue, future=cast(Any, _Dispatch(deliver)))
+    if on_close is not None and subscription._pending_next_msgs_calls is not None:
+        subscription._pending_next_msgs_calls["hfbus-on-close"] = cast(Any, _OnClose(on_close))
+    return subscription

@@ -191,7 +191,7 @@ class Stream(Generic[R]):
         inbox = nc.new_inbox()
         received: Handoff[Msg] = Handoff(INBOX_CAPACITY)
         self._inbox = received
-        return await subscribe_inline(nc, inbox, received.put_nowait), inbox
+        return await subscribe_inline(nc, inbox, received.put_nowait, on_close=received.close), inbox
 
     async def _receive(self, wait_s: float) -> Msg:
         """The next message; nats-py's `TimeoutError` when none came within `wait_s`."""

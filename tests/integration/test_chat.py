@@ -7,8 +7,11 @@ from dataclasses import replace
 
 import anyio
 import msgspec
+import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Tag, TokenUsage
 from services.client import FINAL_RECHECK_S, HfBus
@@ -428,3 +431,30 @@ async def test_cancelling_an_unknown_or_finished_request_is_harmless(settings: S
 
     assert isinstance(first, ChatResult) and isinstance(again, ChatResult)
     assert counters.handled == 2 and counters.failed == 0
+
+
+async def test_a_stream_waiting_for_its_outputs_ends_when_its_connection_closes(settings: Settings) -> None:
+    # A subscriber that takes the request and never answers: the stream waits on its inbox (first_timeout 120 s).
+    nc = await nats.connect(settings.nats_url)
+    taken = anyio.Event()
+
+    async def take(_msg: Msg) -> None:
+        taken.set()
+
+    await nc.subscribe(settings.subjects.request(Tag.CHAT), cb=take)
+    bus = HfBus(nc, settings.subjects, "core")
+    failure: BaseException | None = None
+
+    async def wait_for_answer() -> None:
+        nonlocal failure
+        try:
+            await bus.chat("never answered", first_timeout=120.0).result()
+        except Exception as exc:
+            failure = exc
+
+    with anyio.fail_after(10):  # far below first_timeout: the close, not a timeout, ends the wait
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_for_answer)
+            await taken.wait()
+            await nc.close()
+    assert isinstance(failure, ConnectionClosedError)
