@@ -62,8 +62,7 @@ class Handoff(Generic[T]):
         """The oldest item; raises `anyio.WouldBlock` when there is none."""
         if not self._items:
             raise WouldBlock
-        if self._putter is not None:
-            _wake(self._putter)
+        _wake(self._putter)
         return self._items.popleft()
 
     async def get(self) -> T | None:

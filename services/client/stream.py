@@ -198,11 +198,9 @@ class Stream(Generic[R]):
         received = self._inbox
         if received is None:
             return await self._subscription.next_msg(timeout=wait_s)
-        if not len(received):
-            if self._bus.nc.is_closed:
-                raise ConnectionClosedError
-            if not await received.wait(wait_s):
-                raise ConnectionClosedError if self._bus.nc.is_closed else NatsTimeoutError
+        # A closing connection closes the hand-off (`on_close`), so `wait` returns at once then.
+        if not (len(received) or await received.wait(wait_s)):
+            raise ConnectionClosedError if self._bus.nc.is_closed else NatsTimeoutError
         return received.get_nowait()
 
     async def _next(self, wait_s: float) -> tuple[Any, bool]:

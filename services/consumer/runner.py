@@ -113,10 +113,9 @@ class TagRunner:
                                 # is a quarter of what waits, so a backlog never outgrows the passes.
                                 budget, started = max(STARTS_PER_PASS, waiting // 4), 0
                                 await checkpoint()
-                # In-flight requests get the grace period; what still runs then is cancelled.
-                await workers.join(self.settings.shutdown_grace_s)
+                await workers.wait(self.settings.shutdown_grace_s)  # in-flight requests get the grace period
             finally:
-                await workers.close()
+                await workers.close()  # what still runs is cancelled, also when serving itself was
             # Heartbeats ran until the last request settled; nothing is left for them to do.
             background.cancel_scope.cancel()
 

@@ -23,9 +23,6 @@ class Workers:
     def __init__(self) -> None:
         self._running: dict[asyncio.Task[None], anyio.CancelScope] = {}
 
-    def __len__(self) -> int:
-        return len(self._running)
-
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in a task of its own; it must handle its own errors (what escapes is only logged by
         asyncio)."""
@@ -34,12 +31,11 @@ class Workers:
         self._running[task] = scope
         task.add_done_callback(self._running.pop)
 
-    async def join(self, grace_s: float) -> None:
-        """Wait for every task; after `grace_s` seconds cancel those still running, and wait for them to unwind."""
+    async def wait(self, grace_s: float) -> None:
+        """Wait up to `grace_s` seconds for every task to end (`close()` then ends the rest)."""
         if self._running:
             with anyio.move_on_after(grace_s):
                 await asyncio.wait(list(self._running))
-        await self.close()
 
     async def close(self) -> None:
         """Cancel what still runs (shielded sections finish first) and wait until it has ended."""

@@ -31,7 +31,8 @@ _BUFFER = 256
 
 
 class Exchange:
-    """Starts a bus request in the gateway's task group; iterate it for the outputs, `hang_up()` to cancel."""
+    """Starts a bus request in the gateway's task group; iterate it for the outputs, and always end with
+    `hang_up()` (in a `finally`): it cancels the request if it still runs and lets the reading go on unbuffered."""
 
     def __init__(self, stream: Stream[Any], settle: Settle) -> None:
         self.stream = stream
@@ -52,12 +53,8 @@ class Exchange:
 
     async def outputs(self) -> AsyncIterator[Any]:
         """Chunks and progress, then the one final output (a `BusTimeout` becomes a `timeout` error)."""
-        outputs = self._outputs
-        try:
-            while (output := await outputs.get()) is not None:
-                yield output
-        finally:
-            outputs.discard()
+        while (output := await self._outputs.get()) is not None:
+            yield output
 
     async def hang_up(self) -> None:
         """The client is done or gone: cancel the bus request unless it already ended.

@@ -220,9 +220,7 @@ class StreamFeed:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _wake_up(self._waiter)
 
 
 async def follow(
@@ -287,6 +285,6 @@ class CallbackSink:
             await self._on_delta(self._queued.popleft())
 
 
-def _wake_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
+def _wake_up(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
         waiter.set_result(None)

@@ -141,8 +141,6 @@ class JsonVector(JsonText):
 
     __slots__ = ()
 
-    text: bytes
-
     @property
     def dims(self) -> int:
         commas = self.text.count(b",")
