@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.loader import Sample, Target, now
-from bench.procs import machine_busy_seconds, total_cpu
+from bench.procs import machine_busy_seconds, runnable_wait_seconds, total_cpu
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ async def drive(
         cpu = {group: total_cpu(pids) for group, pids in groups.items()}
         cpu["loader"] = time.process_time()
         cpu["machine"] = machine_busy_seconds()
+        cpu["consumer_runnable"] = runnable_wait_seconds(groups["consumer"])
         marks[name] = _Mark(now(), cpu)
 
     mark("start")

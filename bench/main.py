@@ -233,6 +233,7 @@ _PER_TOKEN = [("nats us/token", "nats_cpu_us_per_token", 3), ("gateway us/token"
 # Where the two cores went during each measuring window, process group by process group.
 _CORES = [
     ("consumer cores", "consumer_cores", 2),
+    ("consumer preempted", "consumer_preempted", 2),
     ("router cores", "router_cores", 2),
     ("nats cores", "nats_cores", 2),
     ("loader cores", "loader_cores", 2),

@@ -117,6 +117,27 @@ def total_cpu(pids: list[int]) -> float:
     return total
 
 
+def runnable_wait_seconds(pids: list[int]) -> float:
+    """Seconds the threads of `pids` were ready to run but waited for a CPU (/proc/<pid>/task/*/schedstat).
+
+    CPU time alone cannot tell a process that waits for work from one that waits for a core: a consumer at
+    0.9 cores may be idle 10% of the time, or preempted by the nats-server and router sharing the machine.
+    """
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e9
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has been busy (all cores, every process), from /proc/stat."""
     with open("/proc/stat", "rb") as f:
