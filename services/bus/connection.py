@@ -227,7 +227,8 @@ class Delivery:
 
 
 CORE_BACKLOG = 100_000
-"""Core requests held beyond the free slots (nats-py's default pending limit, which bounded them before)."""
+"""Core requests held beyond the free slots (nats-py's default pending limit, which bounded them before); past
+it a request is handed to the intake's `overflow` callback at once."""
 
 
 class Intake:
@@ -244,10 +245,14 @@ class Intake:
         return self._waiting()
 
     @asynccontextmanager
-    async def open(self, free_slots: Callable[[], int]) -> AsyncIterator[AsyncIterator[Delivery]]:
+    async def open(
+        self, free_slots: Callable[[], int], overflow: Callable[[Delivery], None]
+    ) -> AsyncIterator[AsyncIterator[Delivery]]:
         """Subscribe (core) or create the durable consumer (durable); inside, intake is live.
 
-        The iterator yields requests; its caller holds a free slot each time it asks for the next one.
+        The iterator yields requests; its caller holds a free slot each time it asks for the next one. A core
+        request that finds the slots and `CORE_BACKLOG` full goes to `overflow` instead, inside nats-py's read
+        loop (it must not block). Durable intake pulls only for free slots, so it never overflows.
         """
         if self._settings.mode == "durable":
             await ensure_consumer(self._nc, self._settings, self._tag)
@@ -264,17 +269,16 @@ class Intake:
             return
         # Handed over inside nats-py's read loop (no task or loop pass per request). Past the slots, up to
         # CORE_BACKLOG requests wait here, as nats-py's own pending queue held them before; beyond that a request
-        # is dropped as nats-py drops one for a slow consumer, and its caller times out.
+        # is refused through `overflow` (an error its caller sees at once, where nats-py would drop it unseen).
         handoff: Handoff[Msg] = Handoff(self._settings.concurrency_for(self._tag) + CORE_BACKLOG)
         self._waiting = handoff.__len__
-        tag = self._tag
 
         def take(msg: Msg) -> None:
             if not handoff.put_nowait(msg):
-                logger.warning("%s: %d requests already wait for a slot; one was dropped", tag, len(handoff))
+                overflow(Delivery(msg, durable=False))
 
         subscription = await subscribe_inline(
-            self._nc, self._settings.subjects.request(tag), take, queue=Subjects.queue_group(tag)
+            self._nc, self._settings.subjects.request(self._tag), take, queue=Subjects.queue_group(self._tag)
         )
         await self._nc.flush()
         try:

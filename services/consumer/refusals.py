@@ -1,5 +1,6 @@
-"""Requests that cannot be run: rejected at once (undecodable, or naming a refused reply subject) or given up on
-after their deliveries ran out (answered with `internal` and copied to the dead letters).
+"""Requests that cannot be run: rejected at once (undecodable, naming a refused reply subject, or past a core
+consumer's backlog) or given up on after their deliveries ran out (answered with `internal` and copied to the
+dead letters).
 
 Each gets exactly one error output, addressed as well as its bytes allow and never to a subject its sender may
 not reach (`services/reply_policy.py`).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import msgspec
@@ -24,7 +26,7 @@ from services.bus.connection import Delivery
 from services.bus.finals import KeptFinals
 from services.consumer.outputs import Deps, Outputs, TagScope
 from services.consumer.records import Counters, request_record
-from services.errors import Internal, ServiceError
+from services.errors import Internal, RateLimited, ServiceError
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ class _Envelope(msgspec.Struct):
     id: Any = None
     reply_to: Any = None
 
+
+OVERLOAD_LOG_EVERY_S = 10.0
+"""A consumer past its backlog logs how many it refused at most this often: one line per refusal would flood the
+log exactly when the machine has the least to spare."""
 
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _json_envelope = msgspec.json.Decoder(_Envelope)
@@ -54,6 +60,8 @@ class Refusals:
         self._counters = counters
         self._deps = deps
         self._replies = settings.reply_policy
+        self._overloads_unlogged = 0
+        self._overload_logged_at = -OVERLOAD_LOG_EVERY_S
 
     def address(self, data: bytes, codec: Codec, reply: str | None) -> tuple[str, str]:
         """(request id, reply subject) of a request we cannot decode fully, as well as its bytes allow."""
@@ -74,11 +82,40 @@ class Refusals:
         self, delivery: Delivery, codec: Codec, err: ServiceError, trace_headers: dict[str, str] | None
     ) -> None:
         """Answer an undecodable request with one error; a retry could not help, so it is terminated."""
+        request_id, subject = self.address(delivery.data, codec, delivery.reply)
+        logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
+        await self._refuse(delivery, codec, err, trace_headers, request_id, subject)
+
+    async def overloaded(self, delivery: Delivery, waiting: int) -> None:
+        """A core request past the backlog: a retryable `rate_limited` error at once, where nats-py would have
+        dropped it and left its caller to time out."""
+        self._overloads_unlogged += 1
+        now = time.monotonic()
+        if now - self._overload_logged_at >= OVERLOAD_LOG_EVERY_S:
+            logger.warning(
+                "%s: refused %d requests past the backlog (%d wait for a slot)",
+                self.tag,
+                self._overloads_unlogged,
+                waiting,
+            )
+            self._overloads_unlogged, self._overload_logged_at = 0, now
+        err = RateLimited(f"the {self.tag} consumers are at capacity ({waiting} requests wait for a slot); retry later")
+        codec = codec_for(delivery.headers)
+        request_id, subject = self.address(delivery.data, codec, delivery.reply)
+        await self._refuse(delivery, codec, err, None, request_id, subject)
+
+    async def _refuse(
+        self,
+        delivery: Delivery,
+        codec: Codec,
+        err: ServiceError,
+        trace_headers: dict[str, str] | None,
+        request_id: str,
+        subject: str,
+    ) -> None:
         self._counters.rejected += 1
         self._counters.last_error = f"{err.code}: {err.message}"[:200]
-        request_id, subject = self.address(delivery.data, codec, delivery.reply)
         outputs = Outputs(self._scope, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
-        logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         self._deps.metrics.started(self.tag)
         await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
         record = request_record(outputs, self.tag, None)

@@ -88,9 +88,14 @@ class TagRunner:
                 background.start_soon(self._heartbeat)
                 background.start_soon(self.refusals.watch_max_deliveries)
             workers = Workers()
+
+            def overflow(delivery: Delivery) -> None:
+                # No slot is taken: refusing costs a decode of the envelope and one error message.
+                workers.start(self.refusals.overloaded(delivery, intake.waiting()))
+
             try:
                 with self._intake_scope:
-                    async with intake.open(lambda: self._slots.value) as deliveries:
+                    async with intake.open(lambda: self._slots.value, overflow) as deliveries:
                         task_status.started()
                         iterator = aiter(deliveries)
                         started, budget = 0, STARTS_PER_PASS
