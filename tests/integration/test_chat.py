@@ -15,6 +15,7 @@ from nats.errors import ConnectionClosedError
 
 from schemas import ChatResult, Chunk, Error, ErrorCode, Tag, TokenUsage
 from services.client import FINAL_RECHECK_S, HfBus
+from services.client import stream as stream_module
 from services.dev.fake_router import FakeRouter, Fault, expected_text
 from services.settings import Settings
 from tests.conftest import assert_well_formed, chat_payload, collect, eventually, running, send_raw
@@ -458,3 +459,26 @@ async def test_a_stream_waiting_for_its_outputs_ends_when_its_connection_closes(
             await taken.wait()
             await nc.close()
     assert isinstance(failure, ConnectionClosedError)
+
+
+async def test_a_durable_stream_that_fell_behind_its_inbox_still_ends_with_its_kept_final(
+    settings: Settings, router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader that stops reading while its answer streams in: past the inbox's capacity outputs are dropped (as
+    # nats-py drops a slow subscription's), the final among them, and the stream fetches the kept final instead.
+    monkeypatch.setattr(stream_module, "INBOX_CAPACITY", 4)
+    settings = replace(settings, mode="durable")
+    async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
+        outputs = bus.chat("a reader that falls behind", model="org/model", max_tokens=30)
+        iterator = aiter(outputs)
+        received = [await anext(iterator)]
+        await eventually(lambda: app.runners[Tag.CHAT].counters.handled == 1)  # answered while nobody read
+        received += [o async for o in iterator]
+
+    result = received[-1]
+    assert isinstance(result, ChatResult)
+    assert result.usage.completion_tokens == 30
+    assert result.text == expected_text([{"role": "user", "content": "a reader that falls behind"}], 30)
+    chunks = [o for o in received if isinstance(o, Chunk)]
+    assert len(chunks) <= 1 + 4, f"{len(chunks)} chunks: the inbox held more than its capacity"
+    assert all(a.seq < b.seq for a, b in zip(chunks, chunks[1:], strict=False))
