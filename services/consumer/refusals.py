@@ -89,16 +89,18 @@ class Refusals:
     async def overloaded(self, delivery: Delivery, waiting: int) -> None:
         """A core request past the backlog: a retryable `rate_limited` error at once, where nats-py would have
         dropped it and left its caller to time out."""
-        self._overloads_unlogged += 1
         now = time.monotonic()
         if now - self._overload_logged_at >= OVERLOAD_LOG_EVERY_S:
             logger.warning(
-                "%s: refused %d requests past the backlog (%d wait for a slot)",
+                "%s: at capacity, refusing requests past the backlog (%d wait for a slot; %d refused since the"
+                " last line like this)",
                 self.tag,
-                self._overloads_unlogged,
                 waiting,
+                self._overloads_unlogged,
             )
             self._overloads_unlogged, self._overload_logged_at = 0, now
+        else:
+            self._overloads_unlogged += 1
         err = RateLimited(f"the {self.tag} consumers are at capacity ({waiting} requests wait for a slot); retry later")
         codec = codec_for(delivery.headers)
         request_id, subject = self.address(delivery.data, codec, delivery.reply)
