@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import signal
 import socket
@@ -122,8 +123,10 @@ def runnable_wait_seconds(pids: list[int]) -> float:
 
     CPU time alone cannot tell a process that waits for work from one that waits for a core: a consumer at
     0.9 cores may be idle 10% of the time, or preempted by the nats-server and router sharing the machine.
+    A thread that ends between two readings takes its waits with it; the consumers' threads live as long as they do.
+    NaN when no thread could be read (no schedstat in this kernel, or the processes are gone).
     """
-    total = 0
+    total, read = 0, False
     for pid in pids:
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
@@ -133,9 +136,10 @@ def runnable_wait_seconds(pids: list[int]) -> float:
             try:
                 with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
                     total += int(f.read().split()[1])
+                read = True
             except (OSError, ValueError, IndexError):
                 pass
-    return total / 1e9
+    return total / 1e9 if read else math.nan
 
 
 def machine_busy_seconds() -> float:

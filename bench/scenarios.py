@@ -153,7 +153,8 @@ def _cores(run: Run) -> Metrics:
         return {}
     metrics = {"consumer_cores": run.cpu_in_window("consumer") / seconds if run.consumers else math.nan}
     if run.consumers and "consumer_runnable" in run.window[0].cpu:
-        # Ready but not running: with `consumer_cores` near 1 - this, a consumer that looks idle was preempted.
+        # Time ready to run but waiting for a core: when this and `consumer_cores` add up to the number of
+        # single-threaded processes measured, none of them ever waited for work.
         metrics["consumer_preempted"] = run.cpu_in_window("consumer_runnable") / seconds
     # Where the rest of the 2 cores went: a saturated router or loader would cap every system alike, and
     # `other_cores` (the machine's busy time not spent by the bench) flags rounds disturbed by other jobs.

@@ -21,7 +21,7 @@ from nats.js import api
 from nats.js.errors import APIError, NoStreamResponseError
 
 from services.bus.handoff import subscribe_inline
-from services.bus.publish import Publisher
+from services.bus.publish import Publisher, drained
 
 _NO_RESPONDERS = "503"
 
@@ -47,7 +47,8 @@ async def publish_acked(
     replies.waiting[token] = answer
     timer = loop.call_later(wait_s, _time_out, answer)
     try:
-        Publisher(nc, subject, headers).publish(payload, reply=(replies.prefix + token).encode())
+        if not Publisher(nc, subject, headers).publish(payload, reply=(replies.prefix + token).encode()):
+            await drained(nc)  # over nats-py's pending size: wait as `publish` would
         msg = await answer
     finally:
         timer.cancel()

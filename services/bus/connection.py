@@ -227,8 +227,8 @@ class Delivery:
 
 
 CORE_BACKLOG = 100_000
-"""Core requests held beyond the free slots (nats-py's default pending limit, which bounded them before); past
-it a request is handed to the intake's `overflow` callback at once."""
+"""Core requests held waiting beyond one slot's worth each (the hand-off holds concurrency + this many), a bound
+like the pending limit nats-py keeps for a slow subscription; past it a request goes to the intake's `overflow`."""
 
 
 class Intake:
@@ -280,8 +280,8 @@ class Intake:
         subscription = await subscribe_inline(
             self._nc, self._settings.subjects.request(self._tag), take, queue=Subjects.queue_group(self._tag)
         )
-        await self._nc.flush()
         try:
+            await self._nc.flush()
             yield _core_deliveries(handoff)
         finally:
             await subscription.unsubscribe()

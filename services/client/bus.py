@@ -64,7 +64,8 @@ OUTPUTS: dict[Tag, Any] = {
 logger = logging.getLogger(__name__)
 
 PUBLISH_WAIT_S = 5.0
-"""How long a durable publish waits for the stream's ack before it is sent again (nats-py's JetStream default)."""
+"""How long a durable publish waits for the stream's ack before it is sent again, three tries in all (nats-py's
+JetStream default)."""
 
 
 class HfBus:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -43,6 +44,10 @@ OVERLOAD_LOG_EVERY_S = 10.0
 """A consumer past its backlog logs how many it refused at most this often: one line per refusal would flood the
 log exactly when the machine has the least to spare."""
 
+REFUSING_AT_MOST = 1_000
+"""Refusals in progress at once; past it a request is dropped unanswered (counted and logged all the same), so a
+flood beyond the backlog cannot pile up tasks faster than their answers go out."""
+
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _json_envelope = msgspec.json.Decoder(_Envelope)
 _msgpack_envelope = msgspec.msgpack.Decoder(_Envelope)
@@ -60,8 +65,10 @@ class Refusals:
         self._counters = counters
         self._deps = deps
         self._replies = settings.reply_policy
-        self._overloads_unlogged = 0
+        self._overloaded = 0
+        self._overload_dropped = 0
         self._overload_logged_at = -OVERLOAD_LOG_EVERY_S
+        self._refusing = 0
 
     def address(self, data: bytes, codec: Codec, reply: str | None) -> tuple[str, str]:
         """(request id, reply subject) of a request we cannot decode fully, as well as its bytes allow."""
@@ -86,25 +93,41 @@ class Refusals:
         logger.warning("rejected %s request %r: %s", self.tag, request_id, err.message)
         await self._refuse(delivery, codec, err, trace_headers, request_id, subject)
 
-    async def overloaded(self, delivery: Delivery, waiting: int) -> None:
-        """A core request past the backlog: a retryable `rate_limited` error at once, where nats-py would have
-        dropped it and left its caller to time out."""
+    def overloaded(self, delivery: Delivery, waiting: int) -> Coroutine[Any, Any, None] | None:
+        """A core request past the backlog: the refusal to run (a retryable `rate_limited` error, where nats-py
+        would have dropped the request and left its caller to time out), or None when `REFUSING_AT_MOST` are under
+        way already and this one is dropped. Called inside nats-py's read loop: it only counts and logs."""
+        self._overloaded += 1
+        refuse = self._refusing < REFUSING_AT_MOST
+        if not refuse:
+            self._overload_dropped += 1
         now = time.monotonic()
         if now - self._overload_logged_at >= OVERLOAD_LOG_EVERY_S:
+            self._overload_logged_at = now
             logger.warning(
-                "%s: at capacity, refusing requests past the backlog (%d wait for a slot; %d refused since the"
-                " last line like this)",
+                "%s: at capacity (%d requests wait for a slot): %d past the backlog since start, %d of them dropped"
+                " unanswered; logged at most every %.0f s",
                 self.tag,
                 waiting,
-                self._overloads_unlogged,
+                self._overloaded,
+                self._overload_dropped,
+                OVERLOAD_LOG_EVERY_S,
             )
-            self._overloads_unlogged, self._overload_logged_at = 0, now
-        else:
-            self._overloads_unlogged += 1
+        if not refuse:
+            return None
+        self._refusing += 1
+        return self._refuse_overloaded(delivery, waiting)
+
+    async def _refuse_overloaded(self, delivery: Delivery, waiting: int) -> None:
         err = RateLimited(f"the {self.tag} consumers are at capacity ({waiting} requests wait for a slot); retry later")
-        codec = codec_for(delivery.headers)
-        request_id, subject = self.address(delivery.data, codec, delivery.reply)
-        await self._refuse(delivery, codec, err, None, request_id, subject)
+        try:
+            codec = codec_for(delivery.headers)
+            request_id, subject = self.address(delivery.data, codec, delivery.reply)
+            await self._refuse(delivery, codec, err, None, request_id, subject)
+        except Exception as exc:  # a closed or full connection: the caller times out, as it would have anyway
+            logger.warning("could not refuse a %s request past the backlog: %r", self.tag, exc)
+        finally:
+            self._refusing -= 1
 
     async def _refuse(
         self,
@@ -119,10 +142,12 @@ class Refusals:
         self._counters.last_error = f"{err.code}: {err.message}"[:200]
         outputs = Outputs(self._scope, subject, codec, request_id, delivery.attempt, trace_headers, delivery.stream_seq)
         self._deps.metrics.started(self.tag)
-        await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
-        record = request_record(outputs, self.tag, None)
-        self._deps.metrics.finished(record)
-        self._deps.events.publish(record)
+        try:
+            await outputs.error(err, core_request=delivery.reply is not None and subject == delivery.reply)
+        finally:
+            record = request_record(outputs, self.tag, None)
+            self._deps.metrics.finished(record)
+            self._deps.events.publish(record)
         await delivery.term()
 
     async def give_up(

@@ -21,7 +21,7 @@ from anyio.abc import TaskStatus
 from anyio.lowlevel import checkpoint
 from nats.aio.client import Client as NATS
 
-from schemas import Tag
+from schemas import Error, Tag
 from schemas.codec import Codec, codec_for
 from schemas.subjects import MSGPACK
 from services.bus.connection import Delivery, Intake
@@ -90,8 +90,11 @@ class TagRunner:
             workers = Workers()
 
             def overflow(delivery: Delivery) -> None:
-                # No slot is taken: refusing costs a decode of the envelope and one error message.
-                workers.start(self.refusals.overloaded(delivery, intake.waiting()))
+                # Past the backlog: counted as a request that errored, and refused without taking a slot.
+                self.counters.requests += 1
+                self.counters.errors += 1
+                if (refusal := self.refusals.overloaded(delivery, intake.waiting())) is not None:
+                    workers.start(refusal)
 
             try:
                 with self._intake_scope:
@@ -164,19 +167,20 @@ class TagRunner:
     async def _process(self, delivery: Delivery) -> None:
         started = time.perf_counter_ns()
         counters = self.counters
-        failed_before = counters.failed + counters.rejected
         counters.in_flight += 1
+        errored = False
         try:
             with request_trace(delivery.headers, self.tag, "") as trace_headers:
-                await self._traced(delivery, trace_headers)
+                errored = await self._traced(delivery, trace_headers)
         finally:
             counters.in_flight -= 1
             counters.requests += 1
             counters.processing_ns += time.perf_counter_ns() - started
-            if counters.failed + counters.rejected > failed_before:
+            if errored:
                 counters.errors += 1
 
-    async def _traced(self, delivery: Delivery, trace_headers: dict[str, str] | None) -> None:
+    async def _traced(self, delivery: Delivery, trace_headers: dict[str, str] | None) -> bool:
+        """Run one delivery to its end; True when its final output is an error."""
         taken_at = time.monotonic()
         queued_s = delivery.queued_s if delivery.durable else None
         codec = codec_for(delivery.headers)
@@ -185,19 +189,19 @@ class TagRunner:
                 request = self._decode(delivery, codec)
         except ServiceError as err:
             await self.refusals.reject(delivery, codec, err, trace_headers)
-            return
+            return True
         request_id: str = request.id
         if (refused := self.replies.check(delivery.reply, request.reply_to, self.tag, request_id)) is not None:
             # Before anything else: not run, not billed, one error on the request's own output subject.
             await self.refusals.reject(delivery, codec, InvalidRequest(refused), trace_headers)
-            return
+            return True
         own = self.settings.subjects.out(self.tag, request_id)
         subject = delivery.reply or request.reply_to or own
         resumable = self.settings.resumable == "always" or (request.resumable and self.settings.resumable != "off")
         if request.resumable and self.settings.resumable == "off":
             off = "resumable: this deployment keeps no outputs (HFBUS_RESUMABLE=off); send it without `resumable`"
             await self.refusals.reject(delivery, codec, InvalidRequest(off), trace_headers)
-            return
+            return True
         attempt = delivery.attempt
         if attempt > 1:
             self.counters.redelivered += 1
@@ -213,7 +217,7 @@ class TagRunner:
             logger.info("%s request %s was already answered; settling this delivery", self.tag, request_id)
             self.counters.already_answered += 1
             await delivery.ack()
-            return
+            return False
         if resumable and request_seq is not None:
             # The kept stream shows every run of the request in turn: number them so no two say the same.
             attempt = await self.finals.next_run(self.tag, request_id)
@@ -229,6 +233,7 @@ class TagRunner:
             metrics.stages(self.tag, stage_times(outputs, taken_at, queued_s))
             log_request(logger, record)
             self.deps.events.publish(record)
+        return isinstance(outputs.final, Error)
 
     async def _run_handler(self, delivery: Delivery, request: Any, outputs: Outputs) -> None:
         request_id: str = request.id

@@ -467,18 +467,24 @@ async def test_a_durable_stream_that_fell_behind_its_inbox_still_ends_with_its_k
     # A reader that stops reading while its answer streams in: past the inbox's capacity outputs are dropped (as
     # nats-py drops a slow subscription's), the final among them, and the stream fetches the kept final instead.
     monkeypatch.setattr(stream_module, "INBOX_CAPACITY", 4)
+    router.pace_s = 0.005  # a token per read: one chunk output per token
     settings = replace(settings, mode="durable")
+    prompt = "a reader that falls behind"
     async with running(settings) as app, HfBus.connect(settings.nats_url, prefix=settings.prefix) as bus:
-        outputs = bus.chat("a reader that falls behind", model="org/model", max_tokens=30)
+        keeping_up = [o async for o in bus.chat(prompt, model="org/model", max_tokens=30)]
+        outputs = bus.chat(prompt, model="org/model", max_tokens=30)
         iterator = aiter(outputs)
-        received = [await anext(iterator)]
-        await eventually(lambda: app.runners[Tag.CHAT].counters.handled == 1)  # answered while nobody read
-        received += [o async for o in iterator]
+        falling_behind = [await anext(iterator)]
+        await eventually(lambda: app.runners[Tag.CHAT].counters.handled == 2)  # answered while nobody read
+        falling_behind += [o async for o in iterator]
 
-    result = received[-1]
-    assert isinstance(result, ChatResult)
-    assert result.usage.completion_tokens == 30
-    assert result.text == expected_text([{"role": "user", "content": "a reader that falls behind"}], 30)
-    chunks = [o for o in received if isinstance(o, Chunk)]
+    # The same answer arrives as 30 chunks to a reader that keeps up ...
+    assert sum(isinstance(o, Chunk) for o in keeping_up) == 30
+    # ... and to one that fell behind, as the chunks its inbox held and then the kept final, whole.
+    chunks = [o for o in falling_behind if isinstance(o, Chunk)]
     assert len(chunks) <= 1 + 4, f"{len(chunks)} chunks: the inbox held more than its capacity"
     assert all(a.seq < b.seq for a, b in zip(chunks, chunks[1:], strict=False))
+    result, reference = falling_behind[-1], keeping_up[-1]
+    assert isinstance(result, ChatResult) and isinstance(reference, ChatResult)
+    assert result.usage.completion_tokens == 30
+    assert result.text == reference.text == expected_text([{"role": "user", "content": prompt}], 30)

@@ -47,6 +47,8 @@ async def test_requests_past_the_backlog_get_a_retryable_rate_limited_error_and_
         assert final.code == ErrorCode.RATE_LIMITED and final.retryable
         assert "at capacity" in final.message and f"{BACKLOG} requests wait for a slot" in final.message
     assert counters.rejected == LATE and counters.handled == 1 + BACKLOG
+    # What `$SRV.STATS` reports: every request, and as errors only the refused ones.
+    assert counters.requests == len(ids) and counters.errors == LATE
     # One line for the burst of refusals, not one per request.
     overload_lines = [r for r in caplog.records if "past the backlog" in r.getMessage()]
     assert len(overload_lines) == 1, [r.getMessage() for r in overload_lines]
