@@ -1,5 +1,6 @@
 """Chaos for resumable streams: every stream read through `HfBus` with `resumable=True` ends complete, contiguous
-and answered once, across SIGKILLed consumers, server restarts (graceful and SIGKILL) and cluster node loss.
+and answered once, across SIGKILLed consumers, server restarts (graceful and SIGKILL) and leader changes in a
+three-node cluster.
 
 Counting, per request (see `ResumableLedger`):
 
@@ -19,6 +20,7 @@ Reliability). `make chaos` runs the long versions (the `chaos` marker); `make te
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -371,4 +373,56 @@ async def test_resumable_streams_survive_server_restarts(
 
     print(f"\nresumable, {restarts} server {'SIGKILL' if kill else 'restart'}(s): {ledger.summary()}")
     assert node.starts == restarts + 1
+    assert_clean(ledger)
+
+
+# (d) leaders moving in a three-node cluster ------------------------------------------------------------------------
+
+
+async def leader_moves_run(
+    cluster: natsserver.Cluster, settings: Settings, router: FakeRouter, *, requests: int, moves: int
+) -> ResumableLedger:
+    """`requests` resumable chats against R3 streams; meanwhile the leaders of the out stream, the finals stream
+    and the work queue step down `moves` times each, with streams in flight every time."""
+    router.pace_s = 0.02  # 30 tokens: 0.6 s a stream
+    ledger = ResumableLedger()
+    subjects = settings.subjects
+    async with (
+        running(settings),
+        HfBus.connect(cluster.nodes[0].url, prefix=settings.prefix, mode="durable") as bus,
+    ):
+        async with anyio.create_task_group() as tg:
+            ids = (f"m{i:04d}" for i in itertools.count(1))
+            per_wave = max(1, requests // (moves + 1))
+
+            def launch() -> None:
+                for request_id in itertools.islice(ids, per_wave):
+                    tg.start_soon(ledger.send, bus, request_id, 30.0)
+
+            launch()
+            for _ in range(moves):
+                await eventually(lambda: router.in_flight >= 5, within=15.0)
+                for stream in (subjects.out_stream, subjects.finals_stream, subjects.stream):
+                    with contextlib.suppress(nats.errors.TimeoutError):
+                        await bus.nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=2.0)
+                launch()
+        await drained(bus.nc, settings, within=30.0)
+        await read_kept(bus.nc, settings, ledger)
+        await read_runs(bus.nc, settings, router, ledger)
+    return ledger
+
+
+async def test_resumable_streams_survive_leaders_moving_in_a_cluster(
+    tmp_path: Path, settings: Settings, router: FakeRouter
+) -> None:
+    cluster = natsserver.start_cluster(3, tmp_path / "cluster")
+    try:
+        cluster.wait_healthy(timeout=20.0)
+        ledger = await leader_moves_run(
+            cluster, resumable_settings(settings, cluster.url, replicas=3), router, requests=60, moves=3
+        )
+    finally:
+        cluster.stop()
+
+    print(f"\nresumable, leaders moved 3 times in a cluster: {ledger.summary()}")
     assert_clean(ledger)
