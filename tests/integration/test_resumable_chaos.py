@@ -379,14 +379,28 @@ async def test_resumable_streams_survive_server_restarts(
 # (d) leaders moving in a three-node cluster ------------------------------------------------------------------------
 
 
+async def step_down(nc: NATS, stream: str) -> bool:
+    """Ask the stream's leader to step down; True once JetStream said it did (a few tries: right after a change
+    the new leader may not answer yet)."""
+    for _ in range(5):
+        with contextlib.suppress(nats.errors.TimeoutError):
+            reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=2.0)
+            if msgspec.json.decode(reply.data).get("success"):
+                return True
+        await anyio.sleep(0.2)
+    return False
+
+
 async def leader_moves_run(
     cluster: natsserver.Cluster, settings: Settings, router: FakeRouter, *, requests: int, moves: int
-) -> ResumableLedger:
+) -> tuple[ResumableLedger, int]:
     """`requests` resumable chats against R3 streams; meanwhile the leaders of the out stream, the finals stream
-    and the work queue step down `moves` times each, with streams in flight every time."""
+    and the work queue step down `moves` times each, with streams in flight every time. Returns the ledger and
+    how many step-downs JetStream confirmed."""
     router.pace_s = 0.02  # 30 tokens: 0.6 s a stream
     ledger = ResumableLedger()
     subjects = settings.subjects
+    moved = 0
     async with (
         running(settings),
         HfBus.connect(cluster.nodes[0].url, prefix=settings.prefix, mode="durable") as bus,
@@ -403,13 +417,12 @@ async def leader_moves_run(
             for _ in range(moves):
                 await eventually(lambda: router.in_flight >= 5, within=15.0)
                 for stream in (subjects.out_stream, subjects.finals_stream, subjects.stream):
-                    with contextlib.suppress(nats.errors.TimeoutError):
-                        await bus.nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=2.0)
+                    moved += await step_down(bus.nc, stream)
                 launch()
         await drained(bus.nc, settings, within=30.0)
         await read_kept(bus.nc, settings, ledger)
         await read_runs(bus.nc, settings, router, ledger)
-    return ledger
+    return ledger, moved
 
 
 async def test_resumable_streams_survive_leaders_moving_in_a_cluster(
@@ -418,11 +431,12 @@ async def test_resumable_streams_survive_leaders_moving_in_a_cluster(
     cluster = natsserver.start_cluster(3, tmp_path / "cluster")
     try:
         cluster.wait_healthy(timeout=20.0)
-        ledger = await leader_moves_run(
+        ledger, moved = await leader_moves_run(
             cluster, resumable_settings(settings, cluster.url, replicas=3), router, requests=60, moves=3
         )
     finally:
         cluster.stop()
 
-    print(f"\nresumable, leaders moved 3 times in a cluster: {ledger.summary()}")
+    print(f"\nresumable, {moved} leader changes in a cluster: {ledger.summary()}")
+    assert moved == 3 * 3, f"only {moved} of 9 step-downs took place: the run proved less than it says"
     assert_clean(ledger)
