@@ -20,6 +20,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import count
 
 from nats.aio.client import Client as NATS
@@ -128,16 +129,17 @@ class OutLog:
         self._runs.pop(key, None)
 
 
+@dataclass(slots=True)
 class _Sent:
-    __slots__ = ("confirmed", "epoch", "payload", "publisher", "sent_at", "seq")
+    """One output as last published: held until it and every output before it are confirmed."""
 
-    def __init__(self, seq: int, payload: bytes, publisher: Publisher, epoch: int, sent_at: float) -> None:
-        self.seq = seq
-        self.payload = payload
-        self.publisher = publisher
-        self.epoch = epoch
-        self.sent_at = sent_at
-        self.confirmed = False
+    seq: int
+    payload: bytes
+    publisher: Publisher
+    epoch: int
+    """The send the next ack must answer (an ack of an earlier send of it confirms nothing)."""
+    sent_at: float
+    confirmed: bool = False
 
 
 class RunLog:
