@@ -27,10 +27,11 @@ def targets(results: dict[str, Any]) -> list[Target]:
             measured = paired(rounds, system, LEAN, key, ratio)
             out.append(Target(f"{label}, {system.removeprefix('hfbus-')} / lean", measured, "<=", threshold, "x", note))
 
+    per_router = _per_router_cpu(p200)
+
     def per_router_note(system: str) -> str:
-        if system not in p200 or LEAN not in p200:
+        if system not in per_router or LEAN not in per_router:
             return ""
-        per_router = _per_router_cpu(p200)
         return f"per router CPU: {paired(per_router, system, LEAN, 'consumer_per_router', ratio).fmt()}x"
 
     if DURABLE in burst and LEAN in burst:

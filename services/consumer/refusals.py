@@ -96,7 +96,10 @@ class Refusals:
     def overloaded(self, delivery: Delivery, waiting: int) -> Coroutine[Any, Any, None] | None:
         """A core request past the backlog: the refusal to run (a retryable `rate_limited` error, where nats-py
         would have dropped the request and left its caller to time out), or None when `REFUSING_AT_MOST` are under
-        way already and this one is dropped. Called inside nats-py's read loop: it only counts and logs."""
+        way already and this one is dropped. Called inside nats-py's read loop: it only counts and logs. Either way
+        the request counts as one that errored."""
+        self._counters.requests += 1
+        self._counters.errors += 1
         self._overloaded += 1
         refuse = self._refusing < REFUSING_AT_MOST
         if not refuse:

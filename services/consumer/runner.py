@@ -90,9 +90,7 @@ class TagRunner:
             workers = Workers()
 
             def overflow(delivery: Delivery) -> None:
-                # Past the backlog: counted as a request that errored, and refused without taking a slot.
-                self.counters.requests += 1
-                self.counters.errors += 1
+                # Past the backlog: refused without taking a slot (or dropped, when too many refusals are under way).
                 if (refusal := self.refusals.overloaded(delivery, intake.waiting())) is not None:
                     workers.start(refusal)
 
