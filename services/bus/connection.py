@@ -19,8 +19,9 @@ from nats.errors import Error as NatsError
 
 from schemas import Subjects, Tag
 from services.bus.handoff import Handoff, subscribe_inline
-from services.bus.jetstream import PullFeed, ensure_consumer
+from services.bus.jetstream import ensure_consumer
 from services.bus.publish import settle_nowait
+from services.bus.pullfeed import PullFeed
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
