@@ -235,7 +235,10 @@ async def restart_run(
     """Send `requests` chats in `restarts + 1` waves, restarting the server mid-stream after each wave but the last.
 
     Each restart comes once at least 5 streams are open upstream; the next wave is published while the server is
-    down, so those publishes wait in the client's reconnect buffer (or fail and are sent again).
+    down, so those publishes wait in the client's reconnect buffer (or fail and are sent again). Streams of earlier
+    waves still open count too, so restarts can follow each other within tens of milliseconds: the clients and
+    consumers then go through several restarts in one reconnect (what found durable intake counting pulls that
+    died with the server).
     """
     router.pace_s = 0.01  # 30 tokens: about 0.3 s per stream
     ledger = Ledger()
