@@ -121,16 +121,14 @@ class PullFeed:
                     # Every pull held expires soon: one more keeps a pull waiting across the expiry (at worst one
                     # message beyond the free slots, held until a slot frees); the 408s then bring the full pull.
                     await self._pull(max(1, wanted), now)
-                msg: Msg | None = None
-                try:
-                    msg = handoff.get_nowait()
-                except anyio.WouldBlock:
-                    wait_s = min(self._silence_s, self._last_pull_at + self._renew_after_s - now)
-                    with anyio.move_on_after(max(0.0, wait_s)):
-                        msg = await handoff.get()
-                    if msg is None and loop_time() - last_heard >= self._silence_s:
+                # A timed wait on the hand-off itself, not a cancel scope: a scope costs more than taking a request.
+                wait_s = min(self._silence_s, self._last_pull_at + self._renew_after_s - now)
+                if not await handoff.wait(max(0.0, wait_s)):
+                    if loop_time() - last_heard >= self._silence_s:
                         # Neither a message nor a heartbeat: the pulls died with a reconnect or a server restart.
                         pulls.clear()
+                    continue
+                msg = handoff.get_nowait()
                 if msg is None:
                     continue
                 self._held -= 1
