@@ -161,8 +161,8 @@ class PullFeed:
 class Pulls:
     """What the server still owes one feed: the unfilled part of each pull request it sent, oldest first.
 
-    The server fills pull requests in the order they came and expires them in that order too (all share one
-    expiry), so a message fills the oldest and a 408 ends the oldest that is due. A pull past its expiry by
+    Pulls expire in the order they were sent (all share one expiry); a message is counted against the oldest,
+    and a status takes off what the server says was left unfilled. A pull past its expiry by
     `grace_s` without its 408 is gone as well: its server restarted, or the status was lost.
     """
 
@@ -191,13 +191,13 @@ class Pulls:
             pulls.popleft()
 
     def ended(self, unfilled: int, now: float, *, expired: bool) -> None:
-        """A status ended a pull with `unfilled` messages never sent: a 408 the oldest due one; anything else
-        (a 409) one we cannot tell, so `unfilled` comes off the oldest."""
+        """A status ended a pull with `unfilled` messages never sent (a 408: the oldest due one; a 409: one we cannot
+        tell); `unfilled` comes off the oldest pulls."""
         pulls = self._pulls
-        if expired:
-            if pulls and pulls[0][0] <= now + self._grace_s:
-                self.owed -= int(pulls.popleft()[1])
-            return  # else the 408 of a pull already swept
+        if expired and not (pulls and pulls[0][0] <= now + self._grace_s):
+            return  # the 408 of a pull already swept
+        # The server's count, not ours: it hands a batch's messages round-robin over the waiting pulls, so which
+        # pull a message filled is a guess, while the total it says is left unfilled is not.
         while unfilled > 0 and pulls:
             head = pulls[0]
             taken = min(unfilled, int(head[1]))

@@ -51,7 +51,8 @@ async def test_outputs_sent_before_the_out_stream_exists_are_stored_once_it_does
 
         stored = await js.pull_subscribe(subject, durable=None, stream=f"{prefix}_OUT")
         messages = await stored.fetch(10, timeout=2.0)
-        assert [m.data for m in messages] == [b'{"seq":%d}' % seq for seq in range(5)]
+        # A replay may store identical copies (subscribers skip them): the first of each, in order, is the run.
+        assert list(dict.fromkeys(m.data for m in messages)) == [b'{"seq":%d}' % seq for seq in range(5)]
         assert all(m.headers is not None and m.headers.get("Hfbus-Test") == "yes" for m in messages)
         await js.delete_stream(f"{prefix}_OUT")
     finally:
@@ -61,7 +62,7 @@ async def test_outputs_sent_before_the_out_stream_exists_are_stored_once_it_does
 async def test_a_run_never_confirmed_is_published_again_ever_less_often_then_let_go(
     nc: nats.NATS, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No stream: every ack is a "no responders". Waits go 0.1, 0.2, 0.4 (the cap), 0.4 ... until the run has been
+    # No stream: no ack ever comes. Waits go 0.1, 0.2, 0.4 (the cap), 0.4 ... until the run has been
     # idle 1.2 s; with a constant 0.1 s wait the same 1.2 s would hold a dozen sends.
     fast_clock(monkeypatch, ack_wait_s=0.1, backoff_max_s=0.4, keep_idle_s=1.2)
     subject = f"{prefix}.out.chat.r2"
@@ -86,5 +87,5 @@ async def test_a_run_never_confirmed_is_published_again_ever_less_often_then_let
     assert forgotten_after >= 1.2
     assert 3 <= count_when_forgotten <= 7, sends  # the first send and a few replays, spaced ever wider
     gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
-    assert gaps[-1] > gaps[0]
+    assert gaps[-1] >= 0.35  # timers only fire late: the last wait reached the 0.4 s cap, not the first 0.1 s
     assert len(sends) == count_when_forgotten  # let go: nothing is published again
