@@ -180,15 +180,8 @@ class Pulls:
         self.owed += batch
 
     def filled(self) -> None:
-        """A request message arrived: one less owed by the oldest pull."""
-        pulls = self._pulls
-        if not pulls:
-            return  # a pull forgotten too early (swept, or cleared in a silence) still delivering: nothing owed
-        head = pulls[0]
-        head[1] -= 1
-        self.owed -= 1
-        if head[1] <= 0:
-            pulls.popleft()
+        """A request message arrived: one less owed (a pull forgotten too early may still deliver: never below 0)."""
+        self._take(1)
 
     def ended(self, unfilled: int, now: float, *, expired: bool) -> None:
         """A status ended a pull with `unfilled` messages never sent (a 408: the oldest due one; a 409: one we cannot
@@ -198,12 +191,17 @@ class Pulls:
             return  # the 408 of a pull already swept
         # The server's count, not ours: it hands a batch's messages round-robin over the waiting pulls, so which
         # pull a message filled is a guess, while the total it says is left unfilled is not.
-        while unfilled > 0 and pulls:
+        self._take(unfilled)
+
+    def _take(self, count: int) -> None:
+        """`count` fewer owed, off the oldest pulls first."""
+        pulls = self._pulls
+        while count > 0 and pulls:
             head = pulls[0]
-            taken = min(unfilled, int(head[1]))
+            taken = min(count, int(head[1]))
             head[1] -= taken
             self.owed -= taken
-            unfilled -= taken
+            count -= taken
             if head[1] <= 0:
                 pulls.popleft()
 

@@ -8,10 +8,16 @@ EXPIRES_S = 2.0
 GRACE_S = 1.0
 
 
-def test_an_expiry_takes_off_what_the_server_says_was_left_unfilled() -> None:
+def two_pulls(first: int, second: int) -> Pulls:
+    """Two pulls sent half a second apart."""
     pulls = Pulls(grace_s=GRACE_S)
-    pulls.issued(3, expires_at=EXPIRES_S)
-    pulls.issued(5, expires_at=0.5 + EXPIRES_S)
+    pulls.issued(first, expires_at=EXPIRES_S)
+    pulls.issued(second, expires_at=0.5 + EXPIRES_S)
+    return pulls
+
+
+def test_an_expiry_takes_off_what_the_server_says_was_left_unfilled() -> None:
+    pulls = two_pulls(3, 5)
     for _ in range(4):
         pulls.filled()
     assert pulls.owed == 4
@@ -70,9 +76,7 @@ def test_a_silence_forgets_every_pull() -> None:
 def test_an_expiry_counts_what_the_server_reports_when_it_split_a_batch_over_two_pulls() -> None:
     # The server hands a batch round-robin over its waiting pulls: 5 messages over pulls of 5 and 5 leave the first
     # with 2 unfilled, whatever order the feed counted them in.
-    pulls = Pulls(grace_s=GRACE_S)
-    pulls.issued(5, expires_at=EXPIRES_S)
-    pulls.issued(5, expires_at=0.5 + EXPIRES_S)
+    pulls = two_pulls(5, 5)
     for _ in range(5):
         pulls.filled()
     pulls.ended(2, now=EXPIRES_S, expired=True)
