@@ -5,7 +5,8 @@ process on its defaults, which streams them from the fake router (zero delay) in
 answer makes the per-request work (intake, the request's task and checks, aiohttp's request, the final result,
 metrics and the done event, and in durable mode the JetStream delivery, claim and ack) nearly all of the
 consumer's CPU: spread over a paced stream's 50 tokens it is one of the parts the README's Performance section
-adds up. `HFBUS_COMMAND` replaces the `hfbus` command line (another build, a profiler in front).
+adds up. `BENCH_HFBUS_COMMAND` replaces the `hfbus` command line, as in `make bench` (another build, a
+profiler in front).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench import loader
 from bench.procs import cpu_seconds, free_port, spawn, wait_for_port
+from bench.systems import _child_env, _hfbus_command
 from services.bus import natsserver
 
 CLIENTS = 50
@@ -58,15 +59,16 @@ async def measure(mode: str, seconds: float) -> None:
         )
         children.append(router)
         wait_for_port(router_port, router)
-        command = shlex.split(os.environ.get("HFBUS_COMMAND", "")) or [str(Path(sys.executable).with_name("hfbus"))]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HFBUS_", "NATS_", "HF_", "HUGGINGFACE_"))}
-        env |= {
-            "NATS_URL": server.url,
-            "HF_ROUTER_URL": f"http://127.0.0.1:{router_port}",
-            "HUGGINGFACE_API_KEY": loader.TOKEN,
-            "HFBUS_LOG_LEVEL": "WARNING",
-            "HFBUS_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        }
+        command = _hfbus_command("BENCH_HFBUS_COMMAND")
+        env = _child_env(
+            {
+                "NATS_URL": server.url,
+                "HF_ROUTER_URL": f"http://127.0.0.1:{router_port}",
+                "HUGGINGFACE_API_KEY": loader.TOKEN,
+                "HFBUS_LOG_LEVEL": "WARNING",
+                "HFBUS_HTTP_ADDR": f"127.0.0.1:{http_port}",
+            }
+        )
         consumer = spawn("consumer", [*command, "run", "--tags", "chat", "--mode", mode], env=env, log_dir=logs)
         children.append(consumer)
         wait_for_port(http_port, consumer)
