@@ -77,6 +77,14 @@ SYSTEMS: dict[str, SystemSpec] = {
             durable=True,
             command_env=B_COMMAND,
         ),
+        SystemSpec(
+            "hfbus-resumable-b",
+            "hfbus, durable mode, every request resumable, from BENCH_HFBUS_B_COMMAND",
+            "hfbus",
+            durable=True,
+            resumable=True,
+            command_env=B_COMMAND,
+        ),
     )
 }
 
