@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from collections.abc import Mapping
+from typing import Any
 
 from nats import errors
 from nats.aio.client import Client as NATS
@@ -106,8 +108,11 @@ def _check(nc: NATS, size: int) -> bool:
     return False
 
 
-_write_due: set[NATS] = set()
-"""Connections with a `_write_pending` scheduled in this pass of the loop."""
+_write_due: weakref.WeakSet[NATS] = weakref.WeakSet()
+"""Connections with a `_write_pending` scheduled in this pass of the loop (weak: a loop closed with the callback
+still queued must not keep its client)."""
+
+_flushes: set[asyncio.Task[None]] = set()
 
 
 def _write_pending(nc: NATS) -> None:
@@ -117,17 +122,28 @@ def _write_pending(nc: NATS) -> None:
     transport, queue, flusher = nc._transport, nc._flush_queue, nc._flusher_task
     if transport is None:
         return
-    writer = getattr(transport, "_io_writer", None)  # a TCP or TLS connection; nats-py's websocket has none
     flusher_alive = queue is not None and flusher is not None and not flusher.done()
-    if not flusher_alive or (writer is not None and not writer.transport.get_write_buffer_size()):
-        # As nats-py does when its flusher task died, and always when the socket takes writes: write now (the
-        # transport buffers what the socket refuses).
+    if _socket_takes_writes(transport):
         transport.writelines(nc._pending)
         nc._pending = []
         nc._pending_data_size = 0
-    elif queue is not None and queue.empty():
+    elif flusher_alive:
         # The socket is backed up (or the transport is not a stream): nats-py's flusher writes and waits for it.
-        queue.put_nowait(asyncio.get_running_loop().create_future())
+        if queue is not None and queue.empty():
+            queue.put_nowait(asyncio.get_running_loop().create_future())
+    else:
+        # No flusher (it died): nats-py's own fallback writes and drains inline.
+        task = asyncio.get_running_loop().create_task(nc._flush_pending())
+        _flushes.add(task)
+        task.add_done_callback(_flushes.discard)
+
+
+def _socket_takes_writes(transport: Any) -> bool:
+    """True when nothing waits in the socket's buffer; over TLS both the TLS layer's and the raw socket's count."""
+    writers = (getattr(transport, "_io_writer", None), getattr(transport, "_bare_io_writer", None))
+    if writers[0] is None:
+        return False  # nats-py's websocket transport sends only on `drain()`: its flusher must do it
+    return all(writer is None or not writer.transport.get_write_buffer_size() for writer in writers)
 
 
 async def drained(nc: NATS) -> None:

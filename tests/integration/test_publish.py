@@ -58,13 +58,15 @@ async def test_a_backed_up_socket_loses_nothing_and_reports_a_full_buffer(nats_s
     count, size = 121, 256 * 1024  # 30 MiB in one burst: far past what the socket takes in one loop pass
     reader, received, complete = await _reader(nats_server.url, subject, count)
     writer = await nats.connect(nats_server.url, pending_size=2 * 1024 * 1024)
-    # nats-server PINGs a new client about 2 s after it connects, and nats-py flushes its buffer to answer; past
-    # that, the next PING is minutes away, so only the publish path itself can carry the last message below.
-    await asyncio.sleep(2.5)
+    # nats-server PINGs a new client 2 s (plus up to 20 % jitter) after it connects, and nats-py flushes its buffer
+    # to answer; past that, the next PING is minutes away, so only the publish path can carry the last message.
+    await asyncio.sleep(3.0)
     try:
         publisher = Publisher(writer, subject, None)
         over_limit = [not publisher.publish(n.to_bytes(4, "big") + bytes(size - 4)) for n in range(count - 1)]
         await asyncio.sleep(0)  # the burst goes to the transport in one write; the socket is now behind
+        assert writer._transport is not None
+        assert writer._transport._io_writer.transport.get_write_buffer_size() > 0  # type: ignore[attr-defined]
         # A message queued while the socket is behind is written by nats-py's flusher once the socket drains; no
         # other publish or flush comes to carry it.
         publisher.publish((count - 1).to_bytes(4, "big") + bytes(size - 4))
