@@ -51,13 +51,13 @@ def header_block(headers: Mapping[str, str] | None) -> bytes | None:
 class Publisher:
     """Publishes to one subject, with one header block, without awaiting (see the module's docstring)."""
 
-    __slots__ = ("_header", "_loop", "_nc", "_prefix")
+    __slots__ = ("_header", "_nc", "_prefix", "_writes")
 
     def __init__(self, nc: NATS, subject: str, headers: Mapping[str, str] | None) -> None:
         if not subject or any(c in subject for c in " \t\r\n"):
             raise errors.BadSubjectError
         self._nc = nc
-        self._loop = asyncio.get_running_loop()
+        self._writes = _writes_of(nc)
         self._header = header_block(headers)
         self._prefix = (b"HPUB " if self._header is not None else b"PUB ") + subject.encode() + b" "
 
@@ -85,9 +85,8 @@ class Publisher:
         stats = nc.stats
         stats["out_msgs"] += 1
         stats["out_bytes"] += size
-        if connected and nc not in _write_due:
-            _write_due.add(nc)
-            self._loop.call_soon(_write_pending, nc)
+        if connected:
+            self._writes.schedule()
         limit = nc._max_pending_size
         return limit <= 0 or pending <= limit
 
@@ -108,34 +107,54 @@ def _check(nc: NATS, size: int) -> bool:
     return False
 
 
-_write_due: weakref.WeakSet[NATS] = weakref.WeakSet()
-"""Connections with a `_write_pending` scheduled in this pass of the loop (weak: a loop closed with the callback
-still queued must not keep its client)."""
+class _Writes:
+    """One connection's write at the end of the loop pass, scheduled once however many messages the pass queues."""
 
-_flushes: set[asyncio.Task[None]] = set()
+    __slots__ = ("_client", "_loop", "_scheduled")
 
+    def __init__(self, nc: NATS) -> None:
+        # Weak: a loop closed with the write still scheduled must not keep its client.
+        self._client = weakref.ref(nc)
+        self._loop = asyncio.get_running_loop()
+        self._scheduled = False
 
-def _write_pending(nc: NATS) -> None:
-    _write_due.discard(nc)
-    if not nc._pending or not nc.is_connected:
-        return  # written already by nats-py, or kept for the reconnect, which sends the buffer first
-    transport, queue, flusher = nc._transport, nc._flush_queue, nc._flusher_task
-    if transport is None:
-        return
-    flusher_alive = queue is not None and flusher is not None and not flusher.done()
-    if _socket_takes_writes(transport):
-        transport.writelines(nc._pending)
-        nc._pending = []
-        nc._pending_data_size = 0
-    elif flusher_alive:
-        # The socket is backed up (or the transport is not a stream): nats-py's flusher writes and waits for it.
-        if queue is not None and queue.empty():
-            queue.put_nowait(asyncio.get_running_loop().create_future())
-    else:
+    def schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._write)
+
+    def _write(self) -> None:
+        self._scheduled = False
+        nc = self._client()
+        if nc is None or not nc._pending or not nc.is_connected:
+            return  # written already by nats-py, or kept for the reconnect, which sends the buffer first
+        transport = nc._transport
+        if transport is not None and _socket_takes_writes(transport):
+            transport.writelines(nc._pending)
+            nc._pending = []
+            nc._pending_data_size = 0
+            return
+        queue, flusher = nc._flush_queue, nc._flusher_task
+        if queue is not None and flusher is not None and not flusher.done():
+            # The socket is backed up (or the transport is not a stream): nats-py's flusher writes and waits for it.
+            if queue.empty():
+                queue.put_nowait(self._loop.create_future())
+            return
         # No flusher (it died): nats-py's own fallback writes and drains inline.
-        task = asyncio.get_running_loop().create_task(nc._flush_pending())
-        _flushes.add(task)
-        task.add_done_callback(_flushes.discard)
+        task = self._loop.create_task(nc._flush_pending())
+        _fallback_flushes.add(task)
+        task.add_done_callback(_fallback_flushes.discard)
+
+
+_connection_writes: weakref.WeakKeyDictionary[NATS, _Writes] = weakref.WeakKeyDictionary()
+_fallback_flushes: set[asyncio.Task[None]] = set()
+
+
+def _writes_of(nc: NATS) -> _Writes:
+    writes = _connection_writes.get(nc)
+    if writes is None:
+        writes = _connection_writes[nc] = _Writes(nc)
+    return writes
 
 
 def _socket_takes_writes(transport: Any) -> bool:
