@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import loader
 from bench.procs import cpu_seconds, free_port, spawn, wait_for_port
-from bench.systems import _child_env, _hfbus_command
+from bench.systems import child_env, hfbus_command
 from services.bus import natsserver
 
 CLIENTS = 50
@@ -59,8 +59,8 @@ async def measure(mode: str, seconds: float) -> None:
         )
         children.append(router)
         wait_for_port(router_port, router)
-        command = _hfbus_command("BENCH_HFBUS_COMMAND")
-        env = _child_env(
+        command = hfbus_command("BENCH_HFBUS_COMMAND")
+        env = child_env(
             {
                 "NATS_URL": server.url,
                 "HF_ROUTER_URL": f"http://127.0.0.1:{router_port}",

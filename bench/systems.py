@@ -43,7 +43,7 @@ class SystemSpec:
     """Requests carry `"resumable": true` (durable mode): outputs kept by HFBUS_OUT (see `loader.BusTarget`)."""
     processes: int = 1
     command_env: str = "BENCH_HFBUS_COMMAND"
-    """Environment variable that may replace the `hfbus` command line (see `_hfbus_command`)."""
+    """Environment variable that may replace the `hfbus` command line (see `hfbus_command`)."""
 
 
 SYSTEMS: dict[str, SystemSpec] = {
@@ -89,7 +89,7 @@ SYSTEMS: dict[str, SystemSpec] = {
 }
 
 
-def _child_env(extra: dict[str, str]) -> dict[str, str]:
+def child_env(extra: dict[str, str]) -> dict[str, str]:
     # Nothing from the caller's hfbus/NATS/HF settings may leak into a consumer under test.
     prefixes = ("HFBUS_", "NATS_", "HF_", "HUGGINGFACE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
@@ -97,7 +97,7 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _hfbus_command(variable: str) -> list[str]:
+def hfbus_command(variable: str) -> list[str]:
     # `variable` (BENCH_HFBUS_COMMAND, or BENCH_HFBUS_B_COMMAND for the B side) may swap in another build.
     if override := os.environ.get(variable):
         return shlex.split(override)
@@ -133,7 +133,7 @@ class Harness:
         port = free_port()
         argv = [sys.executable, "-m", "bench.router", "--port", str(port), "--pace", str(pace_s)]
         argv += ["--embed-latency", str(embed_latency_s)]
-        child = spawn(f"router-{key}", argv, env=_child_env({}), log_dir=self.log_dir, cwd=REPO)
+        child = spawn(f"router-{key}", argv, env=child_env({}), log_dir=self.log_dir, cwd=REPO)
         self.routers[key] = child
         wait_for_port(port, child)
         url = f"http://127.0.0.1:{port}"
@@ -183,7 +183,7 @@ class Harness:
             if spec.processes == 1:
                 self.metrics_urls[spec.name] = f"http://{http_addr}/metrics"
             argv = [
-                *_hfbus_command(spec.command_env),
+                *hfbus_command(spec.command_env),
                 "run",
                 "--tags",
                 "chat",
@@ -243,7 +243,7 @@ class Harness:
         for index in range(spec.processes):
             argv, env = self._consumer_argv(spec, router, concurrency)
             name = f"{spec.name}-{index}-g{self._generation}"
-            children.append(spawn(name, argv, env=_child_env(env), log_dir=self.log_dir, cwd=REPO))
+            children.append(spawn(name, argv, env=child_env(env), log_dir=self.log_dir, cwd=REPO))
         self.consumers[spec.name] = children
         await _wait_ready(bus_target, children)
         await _warm_up(bus_target, children)
@@ -254,7 +254,7 @@ class Harness:
         url = self.servers[spec.name].url
         argv, env = self._consumer_argv(spec, router, concurrency)
         consumer = spawn(
-            f"{spec.name}-consumer-g{self._generation}", argv, env=_child_env(env), log_dir=self.log_dir, cwd=REPO
+            f"{spec.name}-consumer-g{self._generation}", argv, env=child_env(env), log_dir=self.log_dir, cwd=REPO
         )
         self.consumers[spec.name] = [consumer]
         probe = BusTarget(f"{spec.name}-bus", self.connections[spec.name], "hfbus", durable=spec.durable)
@@ -267,8 +267,8 @@ class Harness:
         gateway_env = {"NATS_URL": url, "HFBUS_GATEWAY_ADDR": f"127.0.0.1:{port}", "HFBUS_LOG_LEVEL": "WARNING"}
         gateway = spawn(
             f"{spec.name}-gateway-g{self._generation}",
-            [*_hfbus_command(spec.command_env), "gateway"],
-            env=_child_env(gateway_env),
+            [*hfbus_command(spec.command_env), "gateway"],
+            env=child_env(gateway_env),
             log_dir=self.log_dir,
             cwd=REPO,
         )
@@ -299,7 +299,7 @@ class Harness:
             target = VectorizeTarget("vectorize", self.connections["vectorize"], texts)
             await target.start()
             self.targets["vectorize"] = target
-        argv = [*_hfbus_command("BENCH_HFBUS_COMMAND"), "run", "--tags", "vectorize", "--mode", "core"]
+        argv = [*hfbus_command("BENCH_HFBUS_COMMAND"), "run", "--tags", "vectorize", "--mode", "core"]
         env = {
             "NATS_URL": self.servers["vectorize"].url,
             "HF_ROUTER_URL": router,
@@ -310,7 +310,7 @@ class Harness:
             "HFBUS_HTTP_ADDR": f"127.0.0.1:{free_port()}",
             **settings,
         }
-        child = spawn(f"{name}-g{self._generation}", argv, env=_child_env(env), log_dir=self.log_dir, cwd=REPO)
+        child = spawn(f"{name}-g{self._generation}", argv, env=child_env(env), log_dir=self.log_dir, cwd=REPO)
         self.consumers[name] = [child]
         await _wait_ready(target, [child])
         return target
@@ -349,9 +349,9 @@ class Harness:
 
 def _create_key(nats_url: str) -> str:
     """A virtual key for the bench, made as a person would: `hfbus keys create` prints it as its last line."""
-    argv = [*_hfbus_command("BENCH_HFBUS_COMMAND"), "keys", "create", "--name", "bench"]
+    argv = [*hfbus_command("BENCH_HFBUS_COMMAND"), "keys", "create", "--name", "bench"]
     done = subprocess.run(
-        argv, env=_child_env({"NATS_URL": nats_url}), cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        argv, env=child_env({"NATS_URL": nats_url}), cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
